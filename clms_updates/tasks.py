@@ -1,0 +1,13 @@
+"""Core tasks."""
+
+from __future__ import annotations
+
+import socket
+
+from celery import shared_task
+
+
+@shared_task(name="core.ping")
+def ping(nonce: str) -> dict[str, str]:
+    """A round trip through the broker and a worker; ``/healthz?deep=1`` uses it."""
+    return {"nonce": nonce, "worker": socket.gethostname()}

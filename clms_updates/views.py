@@ -1,0 +1,30 @@
+"""Project-wide pages: home and the health endpoint."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from clms_updates import health
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Each component up or down with its reason; 503 when a required one is down."""
+    components = health.check_all(deep=request.GET.get("deep") == "1")
+    healthy = all(c.up for c in components if c.required)
+    body = {
+        "status": "ok" if healthy else "unhealthy",
+        "role": settings.CLMS_ROLE,
+        "components": {c.name: c.as_dict() for c in components},
+    }
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The landing page: where each role's work lives."""
+    return render(request, "home.html")

@@ -1,0 +1,83 @@
+"""Progress messages travel through the real Redis channel layer; sockets are guarded."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from clms_updates import progress
+from clms_updates.consumers import (
+    CLOSE_FORBIDDEN,
+    CLOSE_UNAUTHENTICATED,
+    ProgressConsumer,
+)
+
+
+@pytest.mark.services
+def test_a_progress_payload_round_trips_through_redis(settings, redis_url) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_url]},
+        }
+    }
+    payload: progress.ProgressPayload = {
+        "type": "progress.event",
+        "event": "update",
+        "kind": "update_run",
+        "id": 7,
+        "state": "running",
+        "step": "apply",
+        "percent": 55,
+        "message": "Recreating web",
+        "eta_seconds": 12,
+        "log": "[10:00:00] Recreating web\n",
+        "at": "2026-01-01T00:00:00+00:00",
+    }
+
+    async def scenario() -> dict:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(progress.group_name("update_run", 7), channel)
+        await asyncio.get_running_loop().run_in_executor(None, progress.send, payload)
+        return await asyncio.wait_for(layer.receive(channel), timeout=5)
+
+    received = asyncio.run(scenario())
+    assert received == payload
+
+
+def _communicator(user, path: str) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(ProgressConsumer.as_asgi(), path)
+    kind, object_id = path.strip("/").split("/")[-2:]
+    communicator.scope["user"] = user
+    communicator.scope["url_route"] = {
+        "kwargs": {"kind": kind, "object_id": int(object_id)}
+    }
+    return communicator
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_anonymous_socket_is_closed() -> None:
+    async def scenario():
+        communicator = _communicator(AnonymousUser(), "/ws/progress/update_run/1/")
+        connected, code = await communicator.connect()
+        return connected, code
+
+    connected, code = asyncio.run(scenario())
+    assert connected is False
+    assert code == CLOSE_UNAUTHENTICATED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_for_an_unknown_kind_is_closed(school_admin) -> None:
+    async def scenario():
+        communicator = _communicator(school_admin, "/ws/progress/no_such_kind/1/")
+        return await communicator.connect()
+
+    connected, code = asyncio.run(scenario())
+    assert connected is False
+    assert code == CLOSE_FORBIDDEN

@@ -1,0 +1,7 @@
+"""Pages of the vendor_server app."""
+
+from django.urls import path  # noqa: F401
+
+app_name = "vendor_server"
+
+urlpatterns: list = []
