@@ -238,3 +238,49 @@ def celery_worker_process(redis_url, transactional_db, tmp_path):  # type: ignor
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def generate_signing_key(home: Path, name: str = "CLMS Test Vendor") -> str:
+    """Make a real ed25519 signing key (no passphrase) in ``home``; return its fingerprint."""
+    subprocess.run(
+        [
+            "gpg",
+            "--homedir",
+            str(home),
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            f"{name} <vendor@example.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    listing = subprocess.run(
+        [
+            "gpg",
+            "--homedir",
+            str(home),
+            "--batch",
+            "--with-colons",
+            "--list-secret-keys",
+            name,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return next(
+        line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
+    )
+
+
+@pytest.fixture
+def signing_key(gnupg_home: Path) -> tuple[Path, str]:
+    """A vendor signing key in a throwaway GnuPG home: (home, fingerprint)."""
+    return gnupg_home, generate_signing_key(gnupg_home)

@@ -1,0 +1,65 @@
+"""The signed release format both roles share: one format, one place.
+
+The vendor server builds manifests and indexes with these types and signs their
+canonical bytes; the school agent parses, verifies and checks them with the same
+code, whatever the source (vendor server, LAN mirror, offline bundle). The two
+roles never import each other: they meet only here and over HTTP.
+
+- ``schema``: the manifest and index types, canonical JSON, SemVer, parsing.
+- ``signing``: detached GPG signatures and verification against pinned keys.
+- ``freshness``: the replay (sequence) and freeze (expiry) rules.
+"""
+
+from clms_updates.manifest.freshness import (
+    ExpiredError,
+    ReplayError,
+    check_index_freshness,
+    check_offline_manifest_fresh,
+)
+from clms_updates.manifest.schema import (
+    FORMAT_VERSION,
+    Bundle,
+    HealthCheck,
+    Image,
+    IndexEntry,
+    ManifestError,
+    Migration,
+    ReleaseIndex,
+    ReleaseManifest,
+    canonical_json,
+    parse_index,
+    parse_manifest,
+    parse_version,
+    sha256_hex,
+)
+from clms_updates.manifest.signing import (
+    SignatureError,
+    import_public_keys,
+    sign_detached,
+    verify_detached,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Bundle",
+    "ExpiredError",
+    "HealthCheck",
+    "Image",
+    "IndexEntry",
+    "ManifestError",
+    "Migration",
+    "ReleaseIndex",
+    "ReleaseManifest",
+    "ReplayError",
+    "SignatureError",
+    "canonical_json",
+    "check_index_freshness",
+    "check_offline_manifest_fresh",
+    "import_public_keys",
+    "parse_index",
+    "parse_manifest",
+    "parse_version",
+    "sha256_hex",
+    "sign_detached",
+    "verify_detached",
+]
