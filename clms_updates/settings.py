@@ -329,12 +329,145 @@ if not DEBUG:
 # ---------------------------------------------------------------------------
 # (section owned by vendor_server)
 
+# The vendor's GnuPG home holding the signing key (0700, outside the web root).
+VENDOR_GNUPG_HOME = Path(
+    os.environ.get("VENDOR_GNUPG_HOME", str(VAR_DIR / "vendor-gnupg"))
+)
+# Fingerprint of the signing key; empty means "the only secret key in the home".
+VENDOR_SIGNING_KEY = os.environ.get("VENDOR_SIGNING_KEY", "").replace(" ", "").upper()
+VENDOR_KEY_PASSPHRASE = envstr("VENDOR_KEY_PASSPHRASE", "")
+# The product name written into every manifest and index.
+VENDOR_PRODUCT = os.environ.get("VENDOR_PRODUCT", "clms")
+# How long a signed index stays valid (agents refuse it after) and a manifest.
+VENDOR_INDEX_TTL_DAYS = envint("VENDOR_INDEX_TTL_DAYS", "7", minimum=1)
+VENDOR_MANIFEST_TTL_DAYS = envint("VENDOR_MANIFEST_TTL_DAYS", "365", minimum=1)
+# Beat re-signs the index when less than this many hours of validity remain.
+VENDOR_INDEX_RESIGN_BEFORE_HOURS = envint(
+    "VENDOR_INDEX_RESIGN_BEFORE_HOURS", "120", minimum=1
+)
+# Registry HTTP API v2 credentials; hosts reached over plain HTTP (loopback always).
+VENDOR_REGISTRY_USERNAME = os.environ.get("VENDOR_REGISTRY_USERNAME", "")
+VENDOR_REGISTRY_PASSWORD = envstr("VENDOR_REGISTRY_PASSWORD", "")
+VENDOR_REGISTRY_INSECURE_HOSTS = envlist("VENDOR_REGISTRY_INSECURE_HOSTS", "")
+VENDOR_REGISTRY_TIMEOUT = envint("VENDOR_REGISTRY_TIMEOUT", "10", minimum=1)
+# Skip the registry lookup on publish (only for an offline demo without a registry).
+VENDOR_REGISTRY_CHECK = envbool("VENDOR_REGISTRY_CHECK", "true")
+# Where release bundles are stored, and the largest upload accepted (MiB).
+VENDOR_BUNDLE_DIR = Path(
+    os.environ.get("VENDOR_BUNDLE_DIR", str(VAR_DIR / "vendor-bundles"))
+)
+VENDOR_MAX_BUNDLE_MB = envint("VENDOR_MAX_BUNDLE_MB", "2048", minimum=1)
+# Auto-pause a rollout when this share (percent) of at least N reports failed.
+VENDOR_PAUSE_FAILURE_PERCENT = envint("VENDOR_PAUSE_FAILURE_PERCENT", "20", minimum=1)
+VENDOR_PAUSE_MIN_REPORTS = envint("VENDOR_PAUSE_MIN_REPORTS", "5", minimum=1)
+# Who is emailed when a rollout pauses itself (defaults to ADMIN_EMAILS).
+VENDOR_STAFF_EMAILS = envlist("VENDOR_STAFF_EMAILS", ",".join(ADMIN_EMAILS))
+# Analytics: a school is "not seen" after this many days.
+VENDOR_STALE_DAYS = envint("VENDOR_STALE_DAYS", "7", minimum=1)
+# Demo: the fixed API key `seed_vendor_demo` gives the demo school.
+VENDOR_DEMO_API_KEY = envstr(
+    "VENDOR_DEMO_API_KEY", "clms-demo-school-key-0123456789abcdef"
+)
+
 # ---------------------------------------------------------------------------
 # Backups (app backups)
 # ---------------------------------------------------------------------------
 # (section owned by backups)
 
+# The CLMS database that backups protect (not the agent's own database, unless
+# they are the same): postgresql://user:pass@host:5432/clms or sqlite:///path.
+CLMS_DATABASE_URL = envstr("CLMS_DATABASE_URL", DATABASE_URL)
+# Where pg_dump, pg_restore and psql live; empty means "search PATH".
+CLMS_PG_BINDIR = os.environ.get("CLMS_PG_BINDIR", "")
+# The local backup directory (the primary copy of every backup).
+BACKUP_DIR = Path(os.environ.get("BACKUP_DIR", str(VAR_DIR / "backups")))
+# Server for scratch databases used by verify; empty means the CLMS server itself
+# (its "postgres" maintenance database). The user needs CREATEDB there.
+BACKUP_SCRATCH_DATABASE_URL = envstr("BACKUP_SCRATCH_DATABASE_URL", "")
+BACKUP_ZSTD_LEVEL = envint("BACKUP_ZSTD_LEVEL", "1", minimum=1)
+# Compression threads; 0 means one per CPU core.
+BACKUP_ZSTD_THREADS = envint("BACKUP_ZSTD_THREADS", "0", minimum=0)
+# Retention: the last N, plus the newest of each of the last D days and W weeks.
+BACKUP_KEEP_LAST = envint("BACKUP_KEEP_LAST", "7", minimum=1)
+BACKUP_KEEP_DAILY = envint("BACKUP_KEEP_DAILY", "7", minimum=0)
+BACKUP_KEEP_WEEKLY = envint("BACKUP_KEEP_WEEKLY", "4", minimum=0)
+# Cron expression (minute hour day month weekday, UTC) of the nightly prune.
+BACKUP_PRUNE_CRON = os.environ.get("BACKUP_PRUNE_CRON", "30 3 * * *")
+# How long a backup job waits for another one to finish before giving up.
+BACKUP_LOCK_TIMEOUT = envint("BACKUP_LOCK_TIMEOUT", "1800", minimum=1)
+# A second copy of every verified backup: "" (none) or "s3".
+BACKUP_COPY_TARGET = envchoice("BACKUP_COPY_TARGET", "", ("", "s3"))
+BACKUP_S3_BUCKET = os.environ.get("BACKUP_S3_BUCKET", "")
+BACKUP_S3_PREFIX = os.environ.get("BACKUP_S3_PREFIX", "clms-backups/")
+BACKUP_S3_ENDPOINT_URL = os.environ.get("BACKUP_S3_ENDPOINT_URL", "")
+BACKUP_S3_REGION = os.environ.get("BACKUP_S3_REGION", "us-east-1")
+BACKUP_S3_ACCESS_KEY_ID = envstr("BACKUP_S3_ACCESS_KEY_ID", "")
+BACKUP_S3_SECRET_ACCESS_KEY = envstr("BACKUP_S3_SECRET_ACCESS_KEY", "")
+if BACKUP_COPY_TARGET == "s3" and not BACKUP_S3_BUCKET:
+    raise ImproperlyConfigured(
+        "BACKUP_COPY_TARGET=s3 needs BACKUP_S3_BUCKET (and usually "
+        "BACKUP_S3_ENDPOINT_URL and the access keys)."
+    )
+
 # ---------------------------------------------------------------------------
 # School agent (app updates)
 # ---------------------------------------------------------------------------
 # (section owned by updates)
+
+# The CLMS version this installation runs when the agent starts for the first
+# time; afterwards the agent's own record (updated by each update) is the truth.
+CLMS_INSTALLED_VERSION = os.environ.get("CLMS_INSTALLED_VERSION", "1.0.0")
+# The vendor server's base URL (the agent calls {URL}/vendor/api/v1/...) and
+# this school's API key for it.
+UPDATES_VENDOR_URL = os.environ.get("UPDATES_VENDOR_URL", "http://127.0.0.1:8000")
+UPDATES_VENDOR_API_KEY = envstr("UPDATES_VENDOR_API_KEY", "")
+# Trust: only signatures by these key fingerprints count (several for rotation).
+UPDATES_VENDOR_KEY_FINGERPRINTS = envlist("UPDATES_VENDOR_KEY_FINGERPRINTS", "")
+# Where the vendor's public key(s) come from: this file, else the source's `keys`.
+UPDATES_VENDOR_PUBLIC_KEY_FILE = os.environ.get("UPDATES_VENDOR_PUBLIC_KEY_FILE", "")
+UPDATES_GNUPG_HOME = Path(
+    os.environ.get("UPDATES_GNUPG_HOME", str(VAR_DIR / "agent-gnupg"))
+)
+# Sources tried in this order; unknown or unconfigured ones are skipped (logged).
+UPDATES_SOURCES = envlist("UPDATES_SOURCES", "mirror,vendor,offline")
+# Plain HTTP to a non-loopback source only with this set, and never with DEBUG off.
+UPDATES_ALLOW_INSECURE_HTTP = envbool("UPDATES_ALLOW_INSECURE_HTTP", "false")
+UPDATES_MAX_RESPONSE_BYTES = envint(
+    "UPDATES_MAX_RESPONSE_BYTES", "2097152", minimum=1024
+)
+
+
+def envseconds(name: str, default: str) -> float:
+    """Read a positive number of seconds (fractions allowed)."""
+    value = os.environ.get(name, default).strip()
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if number <= 0:
+        raise ImproperlyConfigured(f"{name} must be more than 0 seconds.")
+    return number
+
+
+# The whole budget for one request to a source (connect + answer); a source
+# that has not answered within it counts as unreachable.
+UPDATES_SOURCE_TIMEOUT_SECONDS = envseconds("UPDATES_SOURCE_TIMEOUT_SECONDS", "5")
+UPDATES_CHANNEL = envchoice("UPDATES_CHANNEL", "stable", ("stable", "beta"))
+UPDATES_CHECK_INTERVAL_HOURS = envint("UPDATES_CHECK_INTERVAL_HOURS", "6", minimum=1)
+UPDATES_CHECK_JITTER_MINUTES = envint("UPDATES_CHECK_JITTER_MINUTES", "30", minimum=0)
+UPDATES_SCHOOL_TIME_ZONE = os.environ.get("UPDATES_SCHOOL_TIME_ZONE", "Europe/London")
+try:
+    import zoneinfo
+
+    zoneinfo.ZoneInfo(UPDATES_SCHOOL_TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"UPDATES_SCHOOL_TIME_ZONE={UPDATES_SCHOOL_TIME_ZONE!r} is not an IANA time "
+        "zone name; use one like Europe/London or America/New_York."
+    ) from None
+# Transient failures of a run (source or registry unreachable) are retried this
+# many times, waiting base * 2**attempt seconds, while still inside the window.
+UPDATES_RETRY_MAX_ATTEMPTS = envint("UPDATES_RETRY_MAX_ATTEMPTS", "4", minimum=0)
+UPDATES_RETRY_BASE_SECONDS = envint("UPDATES_RETRY_BASE_SECONDS", "120", minimum=1)
+# Requests per user on /api/updates/ (on top of the API-wide limits).
+UPDATES_API_THROTTLE = os.environ.get("UPDATES_API_THROTTLE", "120/minute")

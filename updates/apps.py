@@ -1,6 +1,9 @@
 """The school agent: checks, trust, scheduling, the update pipeline, enforcement."""
 
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class UpdatesConfig(AppConfig):
@@ -9,3 +12,19 @@ class UpdatesConfig(AppConfig):
     name = "updates"
     verbose_name = "School updates"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from clms_updates import progress
+        from clms_updates.permissions import is_school_viewer
+
+        progress.register_kind(
+            "update_run", "updates.UpdateRun", can_view=is_school_viewer
+        )
+        post_migrate.connect(_install_periodic_check, sender=self)
+
+
+def _install_periodic_check(**kwargs: Any) -> None:
+    """Create or adjust the beat entry of the periodic check after every migrate."""
+    from updates.scheduling import install_periodic_check
+
+    install_periodic_check(using=kwargs.get("using", "default"))

@@ -1,7 +1,21 @@
-"""REST routes of the updates app."""
+"""REST routes of the updates app (mounted at /api/updates/)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from updates.api import views
 
 app_name = "updates_api"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("check", views.CheckView.as_view(), name="check"),
+    path("checks", views.ChecksView.as_view(), name="checks"),
+    path("latest", views.LatestView.as_view(), name="latest"),
+    path("schedule", views.ScheduleView.as_view(), name="schedule"),
+    path("status/<int:pk>", views.StatusView.as_view(), name="status"),
+    path("history", views.HistoryView.as_view(), name="history"),
+    path("cancel/<int:pk>", views.CancelView.as_view(), name="cancel"),
+    path("rollback", views.RollbackView.as_view(), name="rollback"),
+    path("windows", views.WindowsView.as_view(), name="windows"),
+    path("blackouts", views.BlackoutsView.as_view(), name="blackouts"),
+    path("audit", views.AuditView.as_view(), name="audit"),
+]

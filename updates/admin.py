@@ -1,0 +1,48 @@
+"""Django admin views of the agent's records (read-mostly; the API and pages change things)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from updates.models import (
+    AgentState,
+    AvailableRelease,
+    BlackoutPeriod,
+    MaintenanceWindow,
+    UpdateCheck,
+    UpdateRun,
+)
+
+
+@admin.register(UpdateRun)
+class UpdateRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "kind",
+        "from_version",
+        "to_version",
+        "state",
+        "scheduled_for",
+    ]
+    list_filter = ["state", "kind"]
+    readonly_fields = [f.name for f in UpdateRun._meta.fields]
+
+
+@admin.register(UpdateCheck)
+class UpdateCheckAdmin(admin.ModelAdmin):
+    list_display = ["started_at", "source", "outcome", "found_version", "reason"]
+    list_filter = ["outcome", "trigger"]
+    readonly_fields = [f.name for f in UpdateCheck._meta.fields]
+
+
+@admin.register(AvailableRelease)
+class AvailableReleaseAdmin(admin.ModelAdmin):
+    list_display = ["version", "channel", "critical", "verified_at", "rolled_back"]
+    readonly_fields = [
+        f.name for f in AvailableRelease._meta.fields if f.name != "rolled_back"
+    ]
+
+
+admin.site.register(AgentState)
+admin.site.register(MaintenanceWindow)
+admin.site.register(BlackoutPeriod)

@@ -1,0 +1,273 @@
+"""Serializers of the updates API: shapes of answers and validation of requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from clms_updates.models import AuditEntry
+from updates import scheduling
+from updates.models import (
+    AgentState,
+    AvailableRelease,
+    BlackoutPeriod,
+    MaintenanceWindow,
+    UpdateCheck,
+    UpdateRun,
+)
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    """A verified release, with its changelog."""
+
+    class Meta:
+        model = AvailableRelease
+        fields = [
+            "version",
+            "channel",
+            "critical",
+            "force_after",
+            "min_version",
+            "changelog",
+            "released_at",
+            "signer_fingerprint",
+            "source",
+            "index_sequence",
+            "verified_at",
+            "notified_at",
+            "rolled_back",
+        ]
+
+
+class AgentStateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AgentState
+        fields = [
+            "installed_version",
+            "highest_sequence",
+            "last_check_at",
+            "last_good_check_at",
+            "offline",
+            "offline_reason",
+            "offline_since",
+        ]
+
+
+class CheckSerializer(serializers.ModelSerializer):
+    """One check and its reason; ``release`` is the verified release it found."""
+
+    release = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UpdateCheck
+        fields = [
+            "id",
+            "started_at",
+            "finished_at",
+            "trigger",
+            "source",
+            "outcome",
+            "reason",
+            "index_sequence",
+            "found_version",
+            "release",
+        ]
+
+    def get_release(self, check: UpdateCheck) -> dict[str, Any] | None:
+        release = AvailableRelease.objects.filter(version=check.found_version).first()
+        return (
+            ReleaseSerializer(release).data if release and check.found_version else None
+        )
+
+
+class LatestSerializer(serializers.Serializer):
+    """What the agent knows now: installed version, online state, newest release."""
+
+    agent = AgentStateSerializer()
+    release = ReleaseSerializer(allow_null=True)
+    last_check = CheckSerializer(allow_null=True)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    """An update or rollback run and where it is."""
+
+    requested_by = serializers.CharField(
+        source="requested_by.username", default="", read_only=True
+    )
+
+    class Meta:
+        model = UpdateRun
+        fields = [
+            "id",
+            "kind",
+            "state",
+            "from_version",
+            "to_version",
+            "created_at",
+            "scheduled_for",
+            "requested_by",
+            "forced",
+            "started_at",
+            "finished_at",
+            "current_step",
+            "percent",
+            "message",
+            "eta_seconds",
+            "error_code",
+            "error_message",
+            "attempts",
+            "next_retry_at",
+            "backup_id",
+        ]
+
+
+class SchoolDateTimeField(serializers.DateTimeField):
+    """A date-time that stays naive when given without an offset (school time)."""
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        if timezone.is_naive(value):
+            return value
+        return super().enforce_timezone(value)
+
+
+class ScheduleSerializer(serializers.Serializer):
+    """Schedule a verified release at a time or in the next maintenance window.
+
+    ``at`` with an offset (``2026-12-01T22:30:00+00:00``) is taken as given; a
+    time without an offset is school time (``UPDATES_SCHOOL_TIME_ZONE``).
+    """
+
+    version = serializers.CharField(max_length=64)
+    at = SchoolDateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="When to run: with an offset it is taken as given; without one it "
+        "is school time (UPDATES_SCHOOL_TIME_ZONE).",
+    )
+    next_window = serializers.BooleanField(default=False)
+    force = serializers.BooleanField(
+        default=False,
+        help_text="Admin override: allow a time outside the maintenance windows, "
+        "or retry a version that was rolled back.",
+    )
+
+    def validate_version(self, value: str) -> AvailableRelease:
+        release = AvailableRelease.objects.filter(version=value).first()
+        if release is None:
+            raise serializers.ValidationError(
+                f"{value} is not a verified available release; run a check first "
+                "(GET /api/updates/check) and pick a version it found"
+            )
+        installed = AgentState.load().installed_version
+        if release.version == installed:
+            raise serializers.ValidationError(f"{value} is already installed")
+        return release
+
+    def validate_at(self, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if timezone.is_naive(value):
+            try:
+                return scheduling.local_to_utc(value)
+            except scheduling.SchedulingError as e:
+                raise serializers.ValidationError(str(e)) from None
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        at, next_window, force = attrs.get("at"), attrs["next_window"], attrs["force"]
+        release: AvailableRelease = attrs["version"]
+        errors: dict[str, str] = {}
+        if (at is None) == (not next_window):
+            errors["at"] = "give either a time (at) or next_window: true, not both"
+        now = timezone.now()
+        if at is not None and not errors:
+            if at <= now:
+                errors["at"] = (
+                    f"{at:%Y-%m-%d %H:%M} UTC is in the past; choose a future time"
+                )
+            elif not force and not scheduling.is_inside_window(at):
+                errors["at"] = (
+                    "this time is outside every maintenance window (or in a blackout); "
+                    "pick a time inside a window, use next_window, or send force: true"
+                )
+        if next_window and not errors:
+            try:
+                attrs["at"] = scheduling.next_window_start(now)
+            except scheduling.SchedulingError as e:
+                errors["next_window"] = str(e)
+        if release.rolled_back and not force:
+            errors["version"] = (
+                f"{release.version} was rolled back; it is not retried unless an admin "
+                "sends force: true"
+            )
+        active = UpdateRun.active()
+        if active is not None:
+            errors["non_field_errors"] = (
+                f"run {active.pk} ({active.to_version}) is already {active.state}; "
+                "cancel it first or wait for it to finish"
+            )
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class RollbackSerializer(serializers.Serializer):
+    """Roll back to the previous version now (the pipeline executes it)."""
+
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class WindowSerializer(serializers.ModelSerializer):
+    """A maintenance window in school time; weekdays 0 (Monday) to 6 (Sunday)."""
+
+    weekdays = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=6), allow_empty=False
+    )
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = ["id", "weekdays", "start", "end", "enabled"]
+        read_only_fields = ["id"]
+
+    def validate_weekdays(self, value: list[int]) -> list[int]:
+        return sorted(set(value))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["start"] == attrs["end"]:
+            raise serializers.ValidationError(
+                {"end": "a window needs a length: end must differ from start"}
+            )
+        return attrs
+
+
+class BlackoutSerializer(serializers.ModelSerializer):
+    """Dates (inclusive, school time) on which no update starts."""
+
+    class Meta:
+        model = BlackoutPeriod
+        fields = ["id", "start_date", "end_date", "reason"]
+        read_only_fields = ["id"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["end_date"] < attrs["start_date"]:
+            raise serializers.ValidationError(
+                {"end_date": "the end date is before the start date"}
+            )
+        return attrs
+
+
+class AuditSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEntry
+        fields = [
+            "id",
+            "created_at",
+            "username",
+            "action",
+            "target",
+            "detail",
+            "address",
+        ]

@@ -1,0 +1,313 @@
+"""Check for updates: fetch, verify, choose, store. The trust model lives here.
+
+One check, in order, for the first source that answers:
+
+1. fetch the signed index; verify its signature against the pinned vendor keys;
+2. refuse a replayed (lower sequence) or expired index;
+3. pick the newest eligible release above the installed version (SemVer
+   precedence, the configured channel, ``min_version``: an installation too old
+   for the newest release is offered the newest stepping stone it can take);
+4. fetch that release's manifest, verify its signature, check it is the one the
+   index lists (sha256, version, channel, deadline);
+5. store it as an ``AvailableRelease`` and tell the admins once.
+
+Any refusal stops the check with nothing stored as available, and the reason is
+recorded on the ``UpdateCheck``. Sources that do not answer are skipped; when
+none answers the agent is marked offline and keeps what it already knows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import semver
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from clms_updates.manifest import (
+    IndexEntry,
+    ManifestError,
+    ReleaseIndex,
+    check_index_freshness,
+    parse_index,
+    parse_manifest,
+    parse_version,
+)
+from updates.models import AgentState, AvailableRelease, UpdateCheck
+from updates.sources import (
+    Source,
+    SourceError,
+    SourceRefused,
+    SourceUnavailable,
+    configured_sources,
+)
+from updates.trust import CheckRefused, ensure_vendor_keys, verify
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The release the agent would offer, and why (for the admin)."""
+
+    entry: IndexEntry | None
+    note: str
+
+
+# ---------------------------------------------------------------------------
+# Choosing a release
+# ---------------------------------------------------------------------------
+
+
+def channels_for(channel: str) -> set[str]:
+    """A beta installation also takes stable releases; a stable one only stable."""
+    return {"stable", "beta"} if channel == "beta" else {"stable"}
+
+
+def choose_release(index: ReleaseIndex, installed: str, channel: str) -> Choice:
+    """The newest release this installation may move to next, by SemVer precedence.
+
+    A release whose ``min_version`` is above the installed version cannot be
+    reached directly; the newest release that *can* (the stepping stone) is
+    offered first, and the next check offers the rest.
+    """
+    current = parse_version(installed, field_name="installed version")
+    allowed = channels_for(channel)
+    newer = [e for e in index.releases if e.channel in allowed and e.semver > current]
+    if not newer:
+        return Choice(None, f"CLMS {installed} is up to date on the {channel} channel")
+    reachable = [
+        e
+        for e in newer
+        if e.min_version is None or current >= parse_version(e.min_version)
+    ]
+    newest = max(newer, key=lambda e: e.semver)
+    if not reachable:
+        return Choice(
+            None,
+            f"CLMS {newest.version} needs at least {newest.min_version} and no release "
+            f"leads there from {installed}; ask the vendor for a stepping-stone release",
+        )
+    best = max(reachable, key=lambda e: e.semver)
+    if best.version != newest.version:
+        return Choice(
+            best,
+            f"{best.version} is offered first: {newest.version} needs at least "
+            f"{newest.min_version}",
+        )
+    return Choice(best, f"{best.version} is available")
+
+
+def sort_versions(versions: list[str]) -> list[str]:
+    """Versions in SemVer 2.0 precedence order (build metadata ignored)."""
+    return sorted(versions, key=semver.Version.parse)
+
+
+# ---------------------------------------------------------------------------
+# The check
+# ---------------------------------------------------------------------------
+
+
+def run_check(
+    *,
+    trigger: str = UpdateCheck.Trigger.MANUAL,
+    user: Any = None,
+    sources: list[Source] | None = None,
+    now: datetime | None = None,
+) -> UpdateCheck:
+    """Check every configured source in order; record and return the ``UpdateCheck``.
+
+    The first source that answers decides the outcome (ok or refused). Sources
+    that do not answer are skipped; if none answers the check is ``offline``.
+    """
+    started = now or timezone.now()
+    state = AgentState.load()
+    sources = configured_sources() if sources is None else sources
+    check = UpdateCheck(
+        started_at=started,
+        trigger=trigger,
+        requested_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    unreachable: list[str] = []
+    if not sources:
+        check.outcome = UpdateCheck.Outcome.ERROR
+        check.reason = (
+            "no update source is configured: UPDATES_SOURCES names none that is "
+            "available (set UPDATES_VENDOR_URL, or add a mirror or offline folder)"
+        )
+    for source in sources:
+        check.source = source.name
+        try:
+            _check_source(source, state, check, now=started)
+        except SourceUnavailable as e:
+            unreachable.append(f"{source.name}: {e}")
+            continue
+        except (CheckRefused, SourceRefused, ManifestError) as e:
+            check.outcome = UpdateCheck.Outcome.REFUSED
+            check.reason = f"{source.name}: {e}"
+        except SourceError as e:
+            check.outcome = UpdateCheck.Outcome.ERROR
+            check.reason = f"{source.name}: {e}"
+        except Exception as e:  # a bug or a broken gpg: recorded, never half-stored
+            logger.exception("Update check against %s failed unexpectedly", source.name)
+            check.outcome = UpdateCheck.Outcome.ERROR
+            check.reason = (
+                f"{source.name}: unexpected error ({type(e).__name__}: {e}); nothing "
+                "was stored. See the agent's log."
+            )
+        break
+    else:
+        if sources:
+            check.outcome = UpdateCheck.Outcome.OFFLINE
+            check.source = ""
+            check.reason = "no update source answered: " + "; ".join(unreachable)
+    _finish(check, state, now=started)
+    return check
+
+
+def _check_source(
+    source: Source, state: AgentState, check: UpdateCheck, *, now: datetime
+) -> None:
+    """Steps 1-5 against one source; fills ``check`` or raises why not."""
+    ensure_vendor_keys(source)
+    document = source.fetch_index()
+    verify(document.data, document.signature, "index")
+    index = parse_index(document.data)
+    check.index_sequence = index.sequence
+    check_index_freshness(index, highest_sequence_seen=state.highest_sequence, now=now)
+    # Only a verified, fresh index moves the replay guard forward.
+    AgentState.objects.filter(pk=state.pk, highest_sequence__lt=index.sequence).update(
+        highest_sequence=index.sequence
+    )
+    state.highest_sequence = max(state.highest_sequence, index.sequence)
+
+    choice = choose_release(index, state.installed_version, settings.UPDATES_CHANNEL)
+    check.outcome = UpdateCheck.Outcome.OK
+    check.reason = choice.note
+    if choice.entry is None:
+        return
+    entry = choice.entry
+    known = AvailableRelease.objects.filter(version=entry.version).first()
+    manifest_doc = source.fetch_manifest(entry.version)
+    signer = verify(
+        manifest_doc.data, manifest_doc.signature, f"manifest {entry.version}"
+    )
+    manifest = parse_manifest(manifest_doc.data)
+    entry.check_matches(manifest, manifest_doc.data)
+    if manifest.product != index.product:
+        raise CheckRefused(
+            f"manifest of {entry.version} is for product {manifest.product!r} but the "
+            f"index is for {index.product!r}; releases of two products are never mixed"
+        )
+    if now >= manifest.expires:
+        raise CheckRefused(
+            f"manifest of {entry.version} expired at {manifest.expires:%Y-%m-%d %H:%M} "
+            "UTC: the source serves stale metadata; ask the vendor to re-sign it"
+        )
+
+    fields = {
+        "channel": manifest.channel,
+        "critical": manifest.critical,
+        "force_after": manifest.force_after,
+        "min_version": manifest.min_version or "",
+        "changelog": manifest.changelog,
+        "released_at": manifest.released_at,
+        "manifest_text": manifest_doc.data.decode("utf-8"),
+        "signature": manifest_doc.signature,
+        "signer_fingerprint": signer,
+        "source": source.name,
+        "index_sequence": index.sequence,
+        "verified_at": now,
+    }
+    if known is not None and known.manifest_text != fields["manifest_text"]:
+        logger.warning(
+            "The signed manifest of %s changed; storing the new one", entry.version
+        )
+    release, _ = AvailableRelease.objects.update_or_create(
+        version=entry.version, defaults=fields
+    )
+    check.found_version = release.version
+    notify_admins_once(release)
+
+
+def _finish(check: UpdateCheck, state: AgentState, *, now: datetime) -> None:
+    """Record the check and the agent's online state in one transaction."""
+    finished = timezone.now()
+    check.finished_at = finished
+    with transaction.atomic():
+        check.save()
+        state.refresh_from_db()
+        state.last_check_at = now
+        if check.outcome == UpdateCheck.Outcome.OFFLINE:
+            if not state.offline:
+                state.offline_since = now
+            state.offline = True
+            state.offline_reason = check.reason
+        else:
+            state.offline = False
+            state.offline_reason = ""
+            state.offline_since = None
+            if check.outcome == UpdateCheck.Outcome.OK:
+                state.last_good_check_at = now
+        state.save()
+    if check.outcome != UpdateCheck.Outcome.OK:
+        logger.warning("Update check %s: %s", check.outcome, check.reason)
+
+
+def notify_admins_once(release: AvailableRelease) -> bool:
+    """Email ``ADMIN_EMAILS`` about ``release`` once; return True if this call sent it.
+
+    The row is marked first with a conditional update, so two checks never both
+    send; if the mail cannot be sent the mark is undone and the next check retries.
+    """
+    now = timezone.now()
+    marked = AvailableRelease.objects.filter(
+        pk=release.pk, notified_at__isnull=True
+    ).update(notified_at=now)
+    if not marked:
+        return False
+    release.notified_at = now
+    if not settings.ADMIN_EMAILS:
+        return True
+    critical = " (critical)" if release.critical else ""
+    deadline = (
+        f"\nIt must be applied by {release.force_after:%Y-%m-%d %H:%M} UTC.\n"
+        if release.force_after
+        else ""
+    )
+    body = (
+        f"CLMS {release.version}{critical} is available and its signature was "
+        f"verified (key {release.signer_fingerprint}).\n{deadline}\n"
+        f"Changelog:\n{release.changelog or '(none)'}\n\n"
+        f"Schedule it at {settings.SITE_URL}/updates/ or with the API "
+        "(POST /api/updates/schedule)."
+    )
+    try:
+        send_mail(
+            f"CLMS {release.version} is available{critical}",
+            body,
+            settings.DEFAULT_FROM_EMAIL,
+            settings.ADMIN_EMAILS,
+        )
+    except Exception:  # SMTP down: unmark so the next check tries again.
+        logger.exception("Could not email admins about CLMS %s", release.version)
+        AvailableRelease.objects.filter(pk=release.pk).update(notified_at=None)
+        release.notified_at = None
+        return False
+    return True
+
+
+def latest_release() -> AvailableRelease | None:
+    """The newest verified release above the installed version, not rolled back."""
+    installed = parse_version(AgentState.load().installed_version)
+    candidates = [
+        r
+        for r in AvailableRelease.objects.filter(rolled_back=False)
+        if semver.Version.parse(r.version) > installed
+    ]
+    return max(candidates, key=lambda r: semver.Version.parse(r.version), default=None)

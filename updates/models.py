@@ -1,0 +1,357 @@
+"""The school agent's records: what it runs, what it found, when it may update."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from clms_updates import progress
+from clms_updates.manifest import ReleaseManifest, parse_manifest
+
+
+class InvalidTransition(Exception):
+    """A state change that the state machine does not allow."""
+
+
+class AgentState(models.Model):
+    """The one row of agent-wide state: installed version, replay guard, online state.
+
+    ``highest_sequence`` is the replay guard: the highest index sequence ever
+    verified. ``last_good_check_at`` is kept while offline so the admin sees how
+    old what the agent knows is.
+    """
+
+    installed_version = models.CharField(max_length=64)
+    highest_sequence = models.PositiveBigIntegerField(default=0)
+    last_check_at = models.DateTimeField(null=True, blank=True)
+    last_good_check_at = models.DateTimeField(null=True, blank=True)
+    offline = models.BooleanField(default=False)
+    offline_reason = models.TextField(blank=True)
+    offline_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "agent state"
+
+    def __str__(self) -> str:
+        return f"CLMS {self.installed_version}"
+
+    @classmethod
+    def load(cls) -> AgentState:
+        """The single row, created from ``CLMS_INSTALLED_VERSION`` on first use."""
+        state, _ = cls.objects.get_or_create(
+            pk=1, defaults={"installed_version": settings.CLMS_INSTALLED_VERSION}
+        )
+        return state
+
+    @classmethod
+    def record_installed(cls, version: str) -> None:
+        """The installation now runs ``version`` (after an update or a rollback)."""
+        cls.load()
+        cls.objects.filter(pk=1).update(installed_version=version)
+
+
+class UpdateCheck(models.Model):
+    """One check for updates: where it asked, what it found or why it refused."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "OK"
+        REFUSED = "refused", "Refused"
+        OFFLINE = "offline", "Offline"
+        ERROR = "error", "Error"
+
+    class Trigger(models.TextChoices):
+        PERIODIC = "periodic", "Periodic"
+        MANUAL = "manual", "Check now"
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    trigger = models.CharField(
+        max_length=16, choices=Trigger.choices, default=Trigger.MANUAL
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    source = models.CharField(max_length=32, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    reason = models.TextField(blank=True)
+    index_sequence = models.PositiveBigIntegerField(null=True, blank=True)
+    found_version = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"check {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+
+
+class AvailableRelease(models.Model):
+    """A release whose index entry and manifest were both verified against pinned keys.
+
+    Only ``checking`` creates these, and only after every rule of the trust model
+    passed; the manifest's canonical bytes and signature are kept so the pipeline
+    can verify them again before applying.
+    """
+
+    version = models.CharField(max_length=64, unique=True)
+    channel = models.CharField(max_length=16)
+    critical = models.BooleanField(default=False)
+    force_after = models.DateTimeField(null=True, blank=True)
+    min_version = models.CharField(max_length=64, blank=True)
+    changelog = models.TextField(blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    # The canonical manifest bytes (UTF-8 text) exactly as signed.
+    manifest_text = models.TextField()
+    signature = models.TextField()
+    signer_fingerprint = models.CharField(max_length=64)
+    source = models.CharField(max_length=32)
+    index_sequence = models.PositiveBigIntegerField()
+    verified_at = models.DateTimeField()
+    notified_at = models.DateTimeField(null=True, blank=True)
+    # A version that was rolled back is not retried automatically.
+    rolled_back = models.BooleanField(default=False)
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-verified_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"CLMS {self.version}"
+
+    @property
+    def manifest_bytes(self) -> bytes:
+        return self.manifest_text.encode("utf-8")
+
+    def manifest(self) -> ReleaseManifest:
+        """The parsed manifest (it was verified when stored)."""
+        return parse_manifest(self.manifest_bytes)
+
+
+class MaintenanceWindow(models.Model):
+    """When updates may run: on these weekdays, from ``start`` to ``end`` local time.
+
+    Times are wall-clock times in ``UPDATES_SCHOOL_TIME_ZONE``. An ``end`` at or
+    before ``start`` means the window crosses midnight and ends the next day
+    (Mon 22:00-05:00 ends on Tuesday at 05:00). Weekdays are 0 (Monday) to 6.
+    """
+
+    weekdays = models.JSONField(default=list)
+    start = models.TimeField()
+    end = models.TimeField()
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["start", "id"]
+
+    def __str__(self) -> str:
+        days = ",".join(str(d) for d in self.weekdays)
+        return f"{days} {self.start:%H:%M}-{self.end:%H:%M}"
+
+    @property
+    def crosses_midnight(self) -> bool:
+        return self.end <= self.start
+
+
+class BlackoutPeriod(models.Model):
+    """Dates (inclusive, school time zone) on which no update starts: exams, events."""
+
+    start_date = models.DateField()
+    end_date = models.DateField()
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["start_date", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.start_date}..{self.end_date} {self.reason}"
+
+
+class UpdateRun(progress.TrackedProgress):
+    """One update (or rollback) of the CLMS installation, from scheduled to done.
+
+    Transitions (each a method that refuses any other move)::
+
+        scheduled -> running            claim()  (conditional UPDATE, one worker wins)
+        scheduled -> cancelled          cancel()
+        running   -> scheduled          defer_retry()  (transient failure, retried later)
+        running   -> succeeded          succeed()
+        running   -> rolling_back       start_rollback()
+        rolling_back -> rolled_back     finish_rollback()
+        running | rolling_back -> failed  fail()
+
+    Only one run may be active (scheduled, running or rolling back) at a time:
+    ``active_slot`` is True for the active one and NULL otherwise, under a unique
+    constraint, so the database refuses a second one even under a race.
+    """
+
+    class State(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        ROLLING_BACK = "rolling_back", "Rolling back"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Kind(models.TextChoices):
+        UPDATE = "update", "Update"
+        ROLLBACK = "rollback", "Rollback"
+
+    TERMINAL_STATES = frozenset(
+        {State.SUCCEEDED, State.ROLLED_BACK, State.FAILED, State.CANCELLED}
+    )
+
+    release = models.ForeignKey(
+        AvailableRelease,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="runs",
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.UPDATE)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.SCHEDULED, db_index=True
+    )
+    active_slot = models.BooleanField(null=True, default=True, editable=False)
+    from_version = models.CharField(max_length=64)
+    to_version = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    scheduled_for = models.DateTimeField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    forced = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    # The backup taken before applying (backups.Backup id; no FK across apps).
+    backup_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["active_slot"], name="updates_one_active_run"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.from_version} -> {self.to_version} ({self.state})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in self.TERMINAL_STATES
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The slot follows the state, whoever writes the row.
+        self.active_slot = None if self.state in self.TERMINAL_STATES else True
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "state" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "active_slot"}
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def create_active(cls, **fields: Any) -> UpdateRun:
+        """Create a scheduled run, or raise ``IntegrityError`` if one is active."""
+        with transaction.atomic():
+            return cls.objects.create(**fields)
+
+    @classmethod
+    def active(cls) -> UpdateRun | None:
+        """The run that is scheduled, running or rolling back, if any."""
+        return cls.objects.filter(active_slot=True).first()
+
+    @classmethod
+    def claim(cls, run_id: int, *, now: datetime | None = None) -> UpdateRun | None:
+        """Take a scheduled run for this worker; ``None`` if another took it or it ended.
+
+        1. One conditional ``UPDATE … WHERE state='scheduled'``: of two workers
+           racing, exactly one changes a row.
+        2. The winner reloads the row and owns the run from here on.
+        """
+        now = now or timezone.now()
+        claimed = cls.objects.filter(pk=run_id, state=cls.State.SCHEDULED).update(
+            state=cls.State.RUNNING,
+            started_at=now,
+            attempts=F("attempts") + 1,
+            next_retry_at=None,
+        )
+        if not claimed:
+            return None
+        run = cls.objects.get(pk=run_id)
+        progress.publish(run, f"Run started (attempt {run.attempts})", percent=0)
+        return run
+
+    def _move(
+        self,
+        allowed_from: tuple[str, ...],
+        to: str,
+        message: str,
+        *,
+        extra_fields: tuple[str, ...] = (),
+    ) -> None:
+        if self.state not in allowed_from:
+            raise InvalidTransition(
+                f"run {self.pk} is {self.state}; it cannot become {to} "
+                f"(only from {', '.join(allowed_from)})"
+            )
+        self.state = to
+        fields = ("state", "active_slot", *extra_fields)
+        if to in self.TERMINAL_STATES:
+            self.finished_at = timezone.now()
+            fields = (*fields, "finished_at")
+        self.active_slot = None if to in self.TERMINAL_STATES else True
+        progress.publish(self, message, extra_fields=fields)
+
+    def cancel(self) -> None:
+        """scheduled -> cancelled: it will never run."""
+        self._move((self.State.SCHEDULED,), self.State.CANCELLED, "Run cancelled")
+
+    def succeed(self) -> None:
+        """running -> succeeded."""
+        self._move((self.State.RUNNING,), self.State.SUCCEEDED, "Run succeeded")
+
+    def start_rollback(self, reason: str) -> None:
+        """running -> rolling_back."""
+        self._move(
+            (self.State.RUNNING,),
+            self.State.ROLLING_BACK,
+            f"Rolling back: {reason}",
+        )
+
+    def finish_rollback(self) -> None:
+        """rolling_back -> rolled_back; the release is not retried without an admin."""
+        self._move((self.State.ROLLING_BACK,), self.State.ROLLED_BACK, "Rolled back")
+        if self.release_id and self.kind == self.Kind.UPDATE:
+            AvailableRelease.objects.filter(pk=self.release_id).update(
+                rolled_back=True, rolled_back_at=self.finished_at
+            )
+
+    def fail(self, error_code: str, error_message: str) -> None:
+        """running | rolling_back -> failed, with a code and a message for the admin."""
+        self.error_code = error_code[:64]
+        self.error_message = error_message
+        self._move(
+            (self.State.RUNNING, self.State.ROLLING_BACK),
+            self.State.FAILED,
+            f"Failed ({error_code}): {error_message}",
+            extra_fields=("error_code", "error_message"),
+        )
+
+    def defer_retry(self, next_retry_at: datetime, reason: str) -> None:
+        """running -> scheduled again after a transient failure, retried at ``next_retry_at``."""
+        self.next_retry_at = next_retry_at
+        self.error_message = reason
+        self._move(
+            (self.State.RUNNING,),
+            self.State.SCHEDULED,
+            f"Transient failure, retrying at {next_retry_at:%Y-%m-%d %H:%M} UTC: {reason}",
+            extra_fields=("next_retry_at", "error_message"),
+        )

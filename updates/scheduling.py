@@ -1,0 +1,355 @@
+"""When updates run: maintenance windows, blackouts, school time, beat entries.
+
+Times the admin gives are wall-clock times in ``UPDATES_SCHOOL_TIME_ZONE`` and
+are stored in UTC. Daylight-saving rules:
+
+- a time that does not exist (in the spring-forward gap, e.g. 01:30 on
+  2026-03-29 in Europe/London) is refused with a message naming the gap;
+- a time that exists twice (the autumn overlap, e.g. 01:30 on 2026-10-25) is
+  taken as its *first* occurrence (``fold=0``, still summer time) and the
+  stored UTC time says which one it is;
+- a maintenance window whose start falls in a gap starts when the clocks have
+  gone forward (the same instant, read on the new clock).
+
+A window counts on a date when neither the date it starts on nor the date it
+ends on is inside a blackout period.
+
+Every scheduled run is triggered by django-celery-beat: a one-off
+``PeriodicTask`` on a ``ClockedSchedule`` that calls ``updates.execute_run``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_celery_beat.models import (
+    ClockedSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+)
+
+from clms_updates import progress
+from updates.models import (
+    AgentState,
+    AvailableRelease,
+    BlackoutPeriod,
+    MaintenanceWindow,
+    UpdateRun,
+)
+
+logger = logging.getLogger(__name__)
+
+RUN_TASK = "updates.execute_run"
+PERIODIC_CHECK_TASK = "updates.periodic_check"
+PERIODIC_CHECK_NAME = "updates: periodic check for updates"
+# How far ahead "next maintenance window" looks before giving up.
+SEARCH_DAYS = 120
+
+
+class SchedulingError(Exception):
+    """A run cannot be scheduled or changed as asked; the message says why."""
+
+
+def school_zone() -> ZoneInfo:
+    return ZoneInfo(settings.UPDATES_SCHOOL_TIME_ZONE)
+
+
+# ---------------------------------------------------------------------------
+# School time <-> UTC
+# ---------------------------------------------------------------------------
+
+
+def local_to_utc(moment: datetime) -> datetime:
+    """A naive wall-clock time in the school zone as an aware UTC time.
+
+    Refuses a time in a DST gap; resolves a time in an overlap to its first
+    occurrence (fold=0). See the module docstring.
+    """
+    zone = school_zone()
+    local = moment.replace(tzinfo=zone, fold=0)
+    back = local.astimezone(UTC).astimezone(zone)
+    if back.replace(tzinfo=None) != moment.replace(tzinfo=None, fold=0):
+        raise SchedulingError(
+            f"{moment:%Y-%m-%d %H:%M} does not exist in {zone.key}: the clocks go "
+            f"forward then (this time is skipped). Choose a time outside "
+            f"{moment:%H}:00-{back:%H}:00 that day."
+        )
+    return local.astimezone(UTC)
+
+
+def is_ambiguous(moment: datetime) -> bool:
+    """True when a naive school time happens twice (autumn clock change)."""
+    zone = school_zone()
+    first = moment.replace(tzinfo=zone, fold=0)
+    second = moment.replace(tzinfo=zone, fold=1)
+    return first.utcoffset() != second.utcoffset() and not _in_gap(moment)
+
+
+def _in_gap(moment: datetime) -> bool:
+    zone = school_zone()
+    local = moment.replace(tzinfo=zone, fold=0)
+    back = local.astimezone(UTC).astimezone(zone)
+    return back.replace(tzinfo=None) != moment.replace(tzinfo=None, fold=0)
+
+
+def _wall_to_utc(day: date, at: time) -> datetime:
+    """A window boundary as UTC; a boundary in a gap becomes the same instant."""
+    return datetime.combine(day, at, tzinfo=school_zone()).astimezone(UTC)
+
+
+# ---------------------------------------------------------------------------
+# Windows and blackouts
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One occurrence of a maintenance window, in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+
+def _blacked_out(days: list[date], blackouts: list[BlackoutPeriod]) -> bool:
+    return any(b.start_date <= d <= b.end_date for b in blackouts for d in days)
+
+
+def window_slots(after: datetime, *, days: int = SEARCH_DAYS) -> list[Slot]:
+    """Window occurrences that end after ``after``, in order, blackouts removed."""
+    windows = list(MaintenanceWindow.objects.filter(enabled=True))
+    blackouts = list(BlackoutPeriod.objects.all())
+    first_day = after.astimezone(school_zone()).date() - timedelta(days=1)
+    slots: list[Slot] = []
+    for offset in range(days + 1):
+        day = first_day + timedelta(days=offset)
+        for window in windows:
+            if day.weekday() not in window.weekdays:
+                continue
+            end_day = day + timedelta(days=1) if window.crosses_midnight else day
+            if _blacked_out([day, end_day], blackouts):
+                continue
+            slot = Slot(
+                _wall_to_utc(day, window.start), _wall_to_utc(end_day, window.end)
+            )
+            if slot.end > after:
+                slots.append(slot)
+    return sorted(slots, key=lambda s: s.start)
+
+
+def next_window_start(after: datetime) -> datetime:
+    """The earliest moment at or after ``after`` inside a window (``after`` itself if inside)."""
+    slots = window_slots(after)
+    if not slots:
+        raise SchedulingError(
+            f"no maintenance window is open in the next {SEARCH_DAYS} days (none is "
+            "configured or enabled, or blackouts cover them all); add a window or "
+            "schedule a time with force"
+        )
+    first = slots[0]
+    return max(first.start, after)
+
+
+def slot_at(moment: datetime) -> Slot | None:
+    """The window occurrence containing ``moment``, if any."""
+    return next((s for s in window_slots(moment, days=3) if s.contains(moment)), None)
+
+
+def is_inside_window(moment: datetime) -> bool:
+    return slot_at(moment) is not None
+
+
+# ---------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------
+
+
+def _task_name(run_id: int) -> str:
+    return f"updates: run {run_id}"
+
+
+def _plan_trigger(run: UpdateRun, at: datetime) -> None:
+    """Create (or move) the one-off beat entry that starts ``run`` at ``at``."""
+    clocked = ClockedSchedule.objects.create(clocked_time=at)
+    PeriodicTask.objects.update_or_create(
+        name=_task_name(run.pk),
+        defaults={
+            "task": RUN_TASK,
+            "clocked": clocked,
+            "interval": None,
+            "crontab": None,
+            "one_off": True,
+            "enabled": True,
+            "args": json.dumps([run.pk]),
+            "description": f"{run.kind} to CLMS {run.to_version}",
+        },
+    )
+
+
+def _drop_trigger(run: UpdateRun) -> None:
+    for task in PeriodicTask.objects.filter(name=_task_name(run.pk)):
+        clocked = task.clocked
+        task.delete()
+        if clocked is not None and not clocked.periodictask_set.exists():
+            clocked.delete()
+
+
+def create_run(
+    *,
+    to_version: str,
+    release: AvailableRelease | None,
+    at: datetime,
+    user: object | None = None,
+    kind: str = UpdateRun.Kind.UPDATE,
+    forced: bool = False,
+    trigger: bool = True,
+) -> UpdateRun:
+    """Create a scheduled run (and its beat trigger unless ``trigger`` is False).
+
+    Raises ``SchedulingError`` when another run is already pending or running:
+    the database's one-active-run constraint decides, so a race cannot make two.
+    """
+    installed = AgentState.load().installed_version
+    try:
+        with transaction.atomic():
+            run = UpdateRun.create_active(
+                release=release,
+                kind=kind,
+                from_version=installed,
+                to_version=to_version,
+                scheduled_for=at,
+                requested_by=user if getattr(user, "is_authenticated", False) else None,
+                forced=forced,
+            )
+            if trigger:
+                _plan_trigger(run, at)
+    except IntegrityError:
+        active = UpdateRun.active()
+        raise SchedulingError(
+            "another run is already pending"
+            + (f" (run {active.pk}, {active.state})" if active else "")
+            + "; cancel it first or wait for it to finish"
+        ) from None
+    progress.publish(run, f"Scheduled for {at:%Y-%m-%d %H:%M} UTC")
+    return run
+
+
+def schedule_update(
+    release: AvailableRelease,
+    *,
+    at: datetime | None = None,
+    next_window: bool = False,
+    user: object | None = None,
+    forced: bool = False,
+    now: datetime | None = None,
+) -> UpdateRun:
+    """Schedule ``release`` at ``at`` (UTC) or at the next maintenance window."""
+    now = now or timezone.now()
+    if next_window:
+        at = next_window_start(now)
+    if at is None:
+        raise SchedulingError("give a time or ask for the next maintenance window")
+    return create_run(
+        to_version=release.version, release=release, at=at, user=user, forced=forced
+    )
+
+
+def previous_version() -> str | None:
+    """The version the installation ran before its current one, if recorded."""
+    installed = AgentState.load().installed_version
+    last = (
+        UpdateRun.objects.filter(
+            kind=UpdateRun.Kind.UPDATE,
+            state=UpdateRun.State.SUCCEEDED,
+            to_version=installed,
+        )
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    return last.from_version if last else None
+
+
+def schedule_rollback(
+    *, user: object | None = None, now: datetime | None = None
+) -> UpdateRun:
+    """A rollback run to the previous version, starting now (the pipeline executes it)."""
+    target = previous_version()
+    if target is None:
+        raise SchedulingError(
+            "there is no earlier version to roll back to: no successful update to "
+            "the installed version is recorded"
+        )
+    return create_run(
+        to_version=target,
+        release=None,
+        at=now or timezone.now(),
+        user=user,
+        kind=UpdateRun.Kind.ROLLBACK,
+        forced=True,
+    )
+
+
+def cancel_run(run: UpdateRun) -> UpdateRun:
+    """Cancel a scheduled run and remove its beat trigger; it will never run."""
+    with transaction.atomic():
+        run = UpdateRun.objects.select_for_update().get(pk=run.pk)
+        if run.state != UpdateRun.State.SCHEDULED:
+            raise SchedulingError(
+                f"run {run.pk} is {run.get_state_display().lower()}; only a scheduled "
+                "run can be cancelled"
+            )
+        run.cancel()
+        _drop_trigger(run)
+    return run
+
+
+def retry_or_fail(
+    run: UpdateRun, error_code: str, message: str, *, now: datetime | None = None
+) -> bool:
+    """After a transient failure: retry with backoff inside the window, else fail.
+
+    Returns True when a retry was planned. The wait doubles each attempt
+    (``UPDATES_RETRY_BASE_SECONDS * 2**(attempts-1)``); a retry is planned only
+    while attempts remain and the retry time is still inside the maintenance
+    window the run started in (or the run was forced outside windows).
+    """
+    now = now or timezone.now()
+    delay = timedelta(
+        seconds=settings.UPDATES_RETRY_BASE_SECONDS * 2 ** max(run.attempts - 1, 0)
+    )
+    at = now + delay
+    slot = slot_at(now)
+    inside = run.forced or (slot is not None and at < slot.end)
+    if run.attempts <= settings.UPDATES_RETRY_MAX_ATTEMPTS and inside:
+        with transaction.atomic():
+            run.defer_retry(at, f"{error_code}: {message}")
+            _plan_trigger(run, at)
+        return True
+    why = (
+        "no retries left"
+        if run.attempts > settings.UPDATES_RETRY_MAX_ATTEMPTS
+        else "the maintenance window ends before the next retry"
+    )
+    run.fail(error_code, f"{message} ({why}; schedule it again)")
+    return False
+
+
+def install_periodic_check(*, using: str = "default") -> PeriodicTask:
+    """The beat entry that checks every ``UPDATES_CHECK_INTERVAL_HOURS`` (jitter in the task)."""
+    interval, _ = IntervalSchedule.objects.using(using).get_or_create(
+        every=settings.UPDATES_CHECK_INTERVAL_HOURS, period=IntervalSchedule.HOURS
+    )
+    task, _ = PeriodicTask.objects.using(using).update_or_create(
+        name=PERIODIC_CHECK_NAME,
+        defaults={"task": PERIODIC_CHECK_TASK, "interval": interval, "enabled": True},
+    )
+    return task
