@@ -130,6 +130,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After auth: blocks pages and API once a critical deadline has passed.
+    "updates.middleware.EnforcementMiddleware",
 ]
 
 ROOT_URLCONF = "clms_updates.urls"
@@ -147,6 +149,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "clms_updates.context_processors.role",
+                "updates.context_processors.enforcement",
             ],
         },
     },
@@ -471,3 +474,124 @@ UPDATES_RETRY_MAX_ATTEMPTS = envint("UPDATES_RETRY_MAX_ATTEMPTS", "4", minimum=0
 UPDATES_RETRY_BASE_SECONDS = envint("UPDATES_RETRY_BASE_SECONDS", "120", minimum=1)
 # Requests per user on /api/updates/ (on top of the API-wide limits).
 UPDATES_API_THROTTLE = os.environ.get("UPDATES_API_THROTTLE", "120/minute")
+
+# -- Critical deadlines, offline bundles, local mirror (updates.enforcement,
+#    updates.offline, updates.sources.mirror) ------------------------------
+# Deadline warnings go to ADMIN_EMAILS this many hours before a critical
+# release's deadline (each once).
+_warning_hours = envlist("UPDATES_CRITICAL_WARNING_HOURS", "168,24,1")
+if not all(item.isdigit() and int(item) > 0 for item in _warning_hours) or len(
+    set(_warning_hours)
+) != len(_warning_hours):
+    raise ImproperlyConfigured(
+        "UPDATES_CRITICAL_WARNING_HOURS must be distinct whole numbers of hours above "
+        "0, separated by commas (e.g. 168,24,1)."
+    )
+UPDATES_CRITICAL_WARNING_HOURS = sorted((int(h) for h in _warning_hours), reverse=True)
+# The longest an emergency override may lift the block (hours).
+UPDATES_OVERRIDE_MAX_HOURS = envint("UPDATES_OVERRIDE_MAX_HOURS", "24", minimum=1)
+# How often beat sends due warnings, plans the critical schedule and expires
+# overrides (minutes).
+UPDATES_ENFORCEMENT_TICK_MINUTES = envint(
+    "UPDATES_ENFORCEMENT_TICK_MINUTES", "5", minimum=1
+)
+# Secret the CLMS app sends to GET /api/updates/enforcement (as a Bearer header
+# or ?token=). Empty: the answer (blocked or not, and why) is public read-only.
+UPDATES_ENFORCEMENT_TOKEN = envstr("UPDATES_ENFORCEMENT_TOKEN", "")
+# The offline folder (a USB stick's mount point, or a folder on the server)
+# scanned for bundles, where refused bundles go, and where bundles are unpacked.
+UPDATES_OFFLINE_DIR = Path(
+    os.environ.get("UPDATES_OFFLINE_DIR", str(VAR_DIR / "offline"))
+)
+UPDATES_QUARANTINE_DIR = Path(
+    os.environ.get("UPDATES_QUARANTINE_DIR", str(VAR_DIR / "offline-quarantine"))
+)
+UPDATES_OFFLINE_WORK_DIR = Path(
+    os.environ.get("UPDATES_OFFLINE_WORK_DIR", str(VAR_DIR / "offline-work"))
+)
+# A bundle is accepted until its manifest's expiry plus this many days.
+UPDATES_OFFLINE_GRACE_DAYS = envint("UPDATES_OFFLINE_GRACE_DAYS", "90", minimum=0)
+UPDATES_OFFLINE_SCAN_MINUTES = envint("UPDATES_OFFLINE_SCAN_MINUTES", "10", minimum=1)
+# Limits a bundle must stay within, checked before anything is unpacked.
+UPDATES_BUNDLE_MAX_ENTRIES = envint("UPDATES_BUNDLE_MAX_ENTRIES", "1000", minimum=4)
+UPDATES_BUNDLE_MAX_MB = envint("UPDATES_BUNDLE_MAX_MB", "8192", minimum=1)
+UPDATES_BUNDLE_MAX_RATIO = envint("UPDATES_BUNDLE_MAX_RATIO", "200", minimum=1)
+# Serving a mirror to other agents on the LAN: the tokens they may use (empty
+# turns the mirror off). Being a mirror's client: its base URL and token.
+UPDATES_MIRROR_TOKENS = envlist("UPDATES_MIRROR_TOKENS", "")
+UPDATES_MIRROR_URL = os.environ.get("UPDATES_MIRROR_URL", "").rstrip("/")
+UPDATES_MIRROR_TOKEN = envstr("UPDATES_MIRROR_TOKEN", "")
+# A mirror re-fetches the signed index from upstream when its copy is older.
+UPDATES_MIRROR_INDEX_MAX_AGE_SECONDS = envint(
+    "UPDATES_MIRROR_INDEX_MAX_AGE_SECONDS", "300", minimum=0
+)
+# Downloaded manifests and bundles, kept with their checksums; the oldest-used
+# files go when the cache grows past the limit.
+UPDATES_CACHE_DIR = Path(os.environ.get("UPDATES_CACHE_DIR", str(VAR_DIR / "cache")))
+UPDATES_CACHE_MAX_MB = envint("UPDATES_CACHE_MAX_MB", "8192", minimum=1)
+# Beat entries and task modules of the above.
+CELERY_IMPORTS = [
+    *globals().get("CELERY_IMPORTS", []),
+    "updates.enforcement_tasks",
+]
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "updates: critical deadlines and overrides": {
+        "task": "updates.enforcement_tick",
+        "schedule": UPDATES_ENFORCEMENT_TICK_MINUTES * 60.0,
+    },
+    "updates: scan the offline folder": {
+        "task": "updates.offline_scan",
+        "schedule": UPDATES_OFFLINE_SCAN_MINUTES * 60.0,
+    },
+}
+
+# --- The update pipeline (updates.pipeline) ---------------------------------
+
+
+def envmapping(name: str, default: str) -> dict[str, str]:
+    """Read ``key=value,key=value`` pairs."""
+    pairs: dict[str, str] = {}
+    for item in envlist(name, default):
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not service=VARIABLE; write it like "
+                "app=CLMS_APP_IMAGE,worker=CLMS_APP_IMAGE."
+            )
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+# The compose project of the CLMS stack (its containers' project label).
+CLMS_COMPOSE_PROJECT = os.environ.get("CLMS_COMPOSE_PROJECT", "clms")
+# The env file `docker compose` reads for the stack; the agent rewrites its
+# image variables. Empty: the file the containers' compose label names.
+CLMS_COMPOSE_ENV_FILE = os.environ.get("CLMS_COMPOSE_ENV_FILE", "")
+# Which env variable holds each service's image (others: CLMS_<SERVICE>_IMAGE).
+CLMS_COMPOSE_IMAGE_VARIABLES = envmapping(
+    "CLMS_COMPOSE_IMAGE_VARIABLES", "app=CLMS_APP_IMAGE,worker=CLMS_APP_IMAGE"
+)
+# The host folder mounted as the CLMS containers' state directory; the
+# maintenance flag (maintenance.json) is written here.
+CLMS_STATE_DIR = Path(os.environ.get("CLMS_STATE_DIR", str(VAR_DIR / "clms-state")))
+# Base URL of the CLMS app as the agent reaches it, for the health check.
+CLMS_APP_URL = os.environ.get("CLMS_APP_URL", "http://127.0.0.1:8080").rstrip("/")
+# Preflight refuses to start with less free disk than this (MB) for the
+# backup directory and the Docker data root.
+UPDATES_MIN_FREE_DISK_MB = envint("UPDATES_MIN_FREE_DISK_MB", "1024", minimum=0)
+# How long preflight waits for the current version to answer its health check.
+UPDATES_PREFLIGHT_HEALTH_SECONDS = envint(
+    "UPDATES_PREFLIGHT_HEALTH_SECONDS", "10", minimum=1
+)
+# Seconds a container gets to stop before it is killed.
+UPDATES_STOP_TIMEOUT_SECONDS = envint("UPDATES_STOP_TIMEOUT_SECONDS", "10", minimum=0)
+# The longest a release's migration may run before it counts as failed.
+UPDATES_MIGRATION_TIMEOUT_SECONDS = envint(
+    "UPDATES_MIGRATION_TIMEOUT_SECONDS", "1800", minimum=1
+)
+# A run whose worker has not written a heartbeat for this long is taken over
+# by the next worker that starts (the worker was killed or the host rebooted).
+UPDATES_RUN_LEASE_SECONDS = envint("UPDATES_RUN_LEASE_SECONDS", "30", minimum=2)
+# After this many take-overs a changed run is rolled back instead of resumed.
+UPDATES_MAX_RESUMES = envint("UPDATES_MAX_RESUMES", "2", minimum=0)

@@ -1,7 +1,11 @@
 """Pages of the vendor_server app."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from vendor_server import views
 
 app_name = "vendor_server"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("analytics/", views.fleet_analytics, name="analytics"),
+]

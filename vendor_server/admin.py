@@ -1,0 +1,408 @@
+"""The vendor staff's admin: publish and steer releases, manage schools' keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from clms_updates import audit
+from vendor_server import releases, rollouts, schools
+from vendor_server.changelog import render_changelog
+from vendor_server.forms import MarkCriticalForm, ReleasePublishForm, SchoolForm
+from vendor_server.models import (
+    FAILURE_OUTCOMES,
+    CheckIn,
+    FleetAnalytics,
+    Release,
+    School,
+    UpdateReport,
+)
+
+
+def _each(
+    request: HttpRequest, queryset: QuerySet[Any], verb: str, change: Any
+) -> None:
+    """Apply ``change`` to each row; report successes and refusals as messages."""
+    done = []
+    for obj in queryset:
+        try:
+            change(obj)
+        except releases.ReleaseActionError as e:
+            messages.error(request, f"{obj}: {e}")
+        else:
+            done.append(str(obj))
+            audit.record(f"vendor.release.{verb}", request=request, target=str(obj))
+    if done:
+        messages.success(request, f"{verb.capitalize()}: {', '.join(done)}.")
+
+
+@admin.register(Release)
+class ReleaseAdmin(admin.ModelAdmin):
+    """Releases: publish (validated, signed), steer the rollout, re-sign, delete."""
+
+    list_display = (
+        "version",
+        "channel",
+        "state",
+        "critical",
+        "force_after",
+        "rollout_percent",
+        "report_figures",
+        "published_at",
+    )
+    list_filter = (
+        "channel",
+        "enabled",
+        "critical",
+        ("paused_at", admin.EmptyFieldListFilter),
+    )
+    search_fields = ("version", "changelog")
+    date_hierarchy = "published_at"
+    actions = (
+        "enable",
+        "disable",
+        "pause",
+        "resume",
+        "mark_critical",
+        "resign",
+        "delete_unused",
+    )
+    readonly_fields = (
+        "product",
+        "version",
+        "channel",
+        "changelog_html",
+        "critical",
+        "force_after",
+        "min_version",
+        "enabled",
+        "state",
+        "pause_reason",
+        "report_figures",
+        "images",
+        "bundle_file",
+        "bundle_sha256",
+        "bundle_size",
+        "migration",
+        "health_check",
+        "published_at",
+        "published_by",
+        "manifest_sha256",
+        "signed_at",
+        "manifest_json",
+        "manifest_signature",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Release]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                report_total=Count("reports"),
+                report_failed=Count(
+                    "reports", filter=Q(reports__outcome__in=FAILURE_OUTCOMES)
+                ),
+            )
+        )
+
+    def get_form(  # type: ignore[override]
+        self, request: HttpRequest, obj: Any = None, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = ReleasePublishForm
+            form = super().get_form(request, obj, **kwargs)
+            user = request.user.get_username()
+
+            class BoundPublishForm(form):  # type: ignore[valid-type,misc]
+                def __init__(self, *args: Any, **kw: Any) -> None:
+                    super().__init__(*args, published_by=user, **kw)
+
+            return BoundPublishForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return [
+                *ReleasePublishForm.Meta.fields,
+                "images_text",
+                "bundle",
+                "migration_service",
+                "migration_command",
+                "health_path",
+                "health_expected_status",
+                "health_successes",
+                "health_timeout_seconds",
+            ]
+        return ["rollout_percent", *self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.readonly_fields
+
+    def save_model(
+        self, request: HttpRequest, obj: Release, form: Any, change: bool
+    ) -> None:
+        if not change:
+            # ReleasePublishForm already validated, signed and saved it.
+            audit.record("vendor.release.publish", request=request, target=str(obj))
+            return
+        if "rollout_percent" in form.changed_data:
+            releases.set_rollout_percent(obj, obj.rollout_percent)
+            audit.record(
+                "vendor.release.rollout",
+                request=request,
+                target=str(obj),
+                percent=obj.rollout_percent,
+            )
+
+    @admin.display(description="state")
+    def state(self, obj: Release) -> str:
+        if not obj.enabled:
+            return "disabled"
+        if obj.is_paused:
+            return "PAUSED"
+        return "live"
+
+    @admin.display(description="reports (failed)")
+    def report_figures(self, obj: Release) -> str:
+        total: int | None = getattr(obj, "report_total", None)
+        failed: int = getattr(obj, "report_failed", 0)
+        if total is None:
+            figures = rollouts.failure_figures(obj)
+            total, failed = figures.total, figures.failed
+        if not total:
+            return "none yet"
+        return f"{total} ({failed} failed, {100 * failed / total:.0f}%)"
+
+    @admin.display(description="changelog")
+    def changelog_html(self, obj: Release) -> str:
+        return render_changelog(obj.changelog)
+
+    @admin.action(description="Enable selected releases")
+    def enable(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
+        _each(request, queryset, "enabled", lambda r: releases.set_enabled(r, True))
+
+    @admin.action(description="Disable selected releases (leave every index)")
+    def disable(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
+        _each(request, queryset, "disabled", lambda r: releases.set_enabled(r, False))
+
+    @admin.action(description="Pause rollouts (leave every index until resumed)")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
+        reason = f"Paused by {request.user.get_username()}."
+        _each(
+            request,
+            queryset,
+            "paused",
+            lambda r: releases.pause_release(r, reason=reason),
+        )
+
+    @admin.action(description="Resume paused rollouts")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
+        _each(request, queryset, "resumed", releases.resume_release)
+
+    @admin.action(description="Re-sign manifests")
+    def resign(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
+        _each(request, queryset, "re-signed", releases.resign)
+
+    @admin.action(description="Delete (only releases no school installed)")
+    def delete_unused(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
+        _each(request, queryset, "deleted", releases.delete_release)
+
+    @admin.action(description="Mark critical with a deadline…")
+    def mark_critical(
+        self, request: HttpRequest, queryset: QuerySet[Release]
+    ) -> HttpResponse | None:
+        form = MarkCriticalForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            deadline = form.cleaned_data["force_after"]
+            _each(
+                request,
+                queryset,
+                "marked critical",
+                lambda r: releases.mark_critical(r, deadline),
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "vendor_server/mark_critical.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Mark critical with a deadline",
+                "form": form,
+                "releases": queryset,
+                "opts": self.model._meta,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        # The stock bulk delete would skip the "installed somewhere" rule.
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        release = self.get_object(request, object_id)
+        if release is not None and releases.installed_anywhere(release):
+            messages.error(
+                request,
+                f"{release.version} was installed by at least one school, so it cannot "
+                "be deleted; disable it instead.",
+            )
+            return redirect("admin:vendor_server_release_change", release.pk)
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: Release) -> None:
+        releases.delete_release(obj)
+        audit.record("vendor.release.deleted", request=request, target=str(obj))
+
+
+@admin.register(School)
+class SchoolAdmin(admin.ModelAdmin):
+    """Schools: the API key is shown once at creation and rotation."""
+
+    form = SchoolForm
+    list_display = (
+        "name",
+        "channel",
+        "current_version",
+        "agent_version",
+        "last_seen",
+        "key_state",
+    )
+    list_filter = ("channel", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "current_version")
+    readonly_fields = (
+        "api_key_hint",
+        "revoked_at",
+        "current_version",
+        "agent_version",
+        "last_seen",
+        "created_at",
+    )
+    actions = ("rotate_key", "revoke", "reinstate")
+
+    @admin.display(description="API key")
+    def key_state(self, obj: School) -> str:
+        return "revoked" if obj.is_revoked else f"{obj.api_key_hint}…"
+
+    def save_model(
+        self, request: HttpRequest, obj: School, form: Any, change: bool
+    ) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            schools.forget_key(obj.api_key_hash)
+            return
+        key = schools.new_api_key_for(obj)
+        obj.save()
+        schools.forget_key(obj.api_key_hash)
+        audit.record("vendor.school.create", request=request, target=obj.name)
+        messages.warning(
+            request,
+            format_html(
+                "API key of {}: <code>{}</code> — copy it now, it is shown only once "
+                "(the server keeps only its hash).",
+                obj.name,
+                key,
+            ),
+        )
+
+    @admin.action(description="Rotate API key (shows the new key once)")
+    def rotate_key(self, request: HttpRequest, queryset: QuerySet[School]) -> None:
+        for school in queryset:
+            key = schools.rotate_key(school)
+            audit.record(
+                "vendor.school.rotate_key", request=request, target=school.name
+            )
+            messages.warning(
+                request,
+                format_html(
+                    "New API key of {}: <code>{}</code> — shown only once; the old key "
+                    "no longer works.",
+                    school.name,
+                    key,
+                ),
+            )
+
+    @admin.action(description="Revoke API key")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[School]) -> None:
+        for school in queryset:
+            schools.revoke(school)
+            audit.record("vendor.school.revoke", request=request, target=school.name)
+        messages.success(request, f"Revoked {queryset.count()} key(s).")
+
+    @admin.action(description="Reinstate revoked API key")
+    def reinstate(self, request: HttpRequest, queryset: QuerySet[School]) -> None:
+        for school in queryset:
+            schools.reinstate(school)
+            audit.record("vendor.school.reinstate", request=request, target=school.name)
+        messages.success(request, f"Reinstated {queryset.count()} key(s).")
+
+
+@admin.register(UpdateReport)
+class UpdateReportAdmin(admin.ModelAdmin):
+    """What schools reported (read-only)."""
+
+    list_display = (
+        "school",
+        "from_version",
+        "to_version",
+        "outcome",
+        "error_code",
+        "received_at",
+    )
+    list_filter = ("outcome", "to_version")
+    search_fields = ("school__name", "to_version", "error_code")
+    list_select_related = ("school",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CheckIn)
+class CheckInAdmin(admin.ModelAdmin):
+    """Polls as flushed each minute (read-only)."""
+
+    list_display = ("school", "seen_at", "clms_version", "agent_version")
+    list_select_related = ("school",)
+    date_hierarchy = "seen_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(FleetAnalytics)
+class FleetAnalyticsAdmin(admin.ModelAdmin):
+    """An admin index entry that opens the fleet analytics page."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: Any = None
+    ) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("vendor_server:analytics"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,165 @@
+"""Fleet analytics: aggregate queries only, so the page stays fast at fleet scale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import semver
+from django.db.models import Count, Q
+
+from vendor_server.models import Outcome, Release, School, UpdateReport
+
+ADOPTION_DAYS = 30
+ADOPTION_RELEASES = 6
+LIST_LIMIT = 50
+
+
+@dataclass
+class OutcomeRates:
+    """Reports of one release by outcome."""
+
+    version: str
+    succeeded: int
+    failed: int
+    rolled_back: int
+
+    @property
+    def total(self) -> int:
+        return self.succeeded + self.failed + self.rolled_back
+
+    def percent(self, count: int) -> float:
+        return round(100.0 * count / self.total, 1) if self.total else 0.0
+
+    @property
+    def success_percent(self) -> float:
+        return self.percent(self.succeeded)
+
+    @property
+    def failure_percent(self) -> float:
+        return self.percent(self.failed)
+
+    @property
+    def rollback_percent(self) -> float:
+        return self.percent(self.rolled_back)
+
+
+def _semver_key(version: str) -> tuple[int, Any]:
+    try:
+        return (1, semver.Version.parse(version))
+    except ValueError:
+        return (0, version)
+
+
+def schools_per_version() -> list[tuple[str, int]]:
+    """(current version, number of schools), highest version first."""
+    rows = School.objects.values_list("current_version").annotate(n=Count("id"))
+    return sorted(
+        ((v or "unknown", n) for v, n in rows),
+        key=lambda item: _semver_key(item[0]),
+        reverse=True,
+    )
+
+
+def outcome_rates() -> list[OutcomeRates]:
+    """Success / failure / rollback counts per release version, newest first."""
+    rates: dict[str, OutcomeRates] = {}
+    for version, outcome, n in UpdateReport.objects.values_list(
+        "to_version", "outcome"
+    ).annotate(n=Count("id")):
+        row = rates.setdefault(version, OutcomeRates(version, 0, 0, 0))
+        field = {
+            Outcome.SUCCEEDED: "succeeded",
+            Outcome.FAILED: "failed",
+            Outcome.ROLLED_BACK: "rolled_back",
+        }[outcome]
+        setattr(row, field, getattr(row, field) + n)
+    return sorted(rates.values(), key=lambda r: _semver_key(r.version), reverse=True)
+
+
+def adoption(now: datetime, days: int = ADOPTION_DAYS) -> dict[str, Any]:
+    """Cumulative successful installs per day of the newest releases (chart data)."""
+    versions = list(
+        Release.objects.order_by("-published_at").values_list("version", flat=True)[
+            :ADOPTION_RELEASES
+        ]
+    )
+    start = (now - timedelta(days=days)).date()
+    labels = [(start + timedelta(days=i)).isoformat() for i in range(days + 1)]
+    before = dict(
+        UpdateReport.objects.filter(
+            outcome=Outcome.SUCCEEDED,
+            to_version__in=versions,
+            received_on__lt=start,
+        )
+        .values_list("to_version")
+        .annotate(n=Count("id"))
+    )
+    daily: dict[str, dict[str, int]] = {v: {} for v in versions}
+    for version, day, n in (
+        UpdateReport.objects.filter(
+            outcome=Outcome.SUCCEEDED,
+            to_version__in=versions,
+            received_on__gte=start,
+        )
+        .values_list("to_version", "received_on")
+        .annotate(n=Count("id"))
+    ):
+        daily[version][day.isoformat()] = n
+    series = []
+    for version in versions:
+        total = before.get(version, 0)
+        points = []
+        for label in labels:
+            total += daily[version].get(label, 0)
+            points.append(total)
+        series.append({"label": version, "data": points})
+    return {"labels": labels, "series": series}
+
+
+def past_critical_deadline(now: datetime) -> tuple[int, list[School], list[Release]]:
+    """Schools still below a critical release whose deadline has passed."""
+    overdue = list(
+        Release.objects.filter(critical=True, enabled=True, force_after__lt=now)
+    )
+    if not overdue:
+        return 0, [], []
+    lowest_required = min(r.semver for r in overdue)
+    behind = [
+        version
+        for version, _ in School.objects.values_list("current_version").annotate(
+            n=Count("id")
+        )
+        if version and _semver_key(version) < (1, lowest_required)
+    ]
+    schools = School.objects.filter(current_version__in=behind)
+    return schools.count(), list(schools.order_by("last_seen")[:LIST_LIMIT]), overdue
+
+
+def not_seen(now: datetime, days: int) -> tuple[int, list[School]]:
+    """Schools not seen for ``days`` days (or never)."""
+    schools = School.objects.filter(
+        Q(last_seen__lt=now - timedelta(days=days)) | Q(last_seen__isnull=True),
+        revoked_at__isnull=True,
+    )
+    return schools.count(), list(schools.order_by("last_seen")[:LIST_LIMIT])
+
+
+def fleet_summary(now: datetime, stale_days: int) -> dict[str, Any]:
+    """Everything the analytics page shows."""
+    per_version = schools_per_version()
+    overdue_count, overdue_schools, overdue_releases = past_critical_deadline(now)
+    stale_count, stale_schools = not_seen(now, stale_days)
+    return {
+        "school_count": sum(n for _, n in per_version),
+        "per_version": per_version,
+        "rates": outcome_rates(),
+        "adoption": adoption(now),
+        "overdue_count": overdue_count,
+        "overdue_schools": overdue_schools,
+        "overdue_releases": overdue_releases,
+        "stale_count": stale_count,
+        "stale_schools": stale_schools,
+        "stale_days": stale_days,
+    }

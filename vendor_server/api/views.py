@@ -1,0 +1,230 @@
+"""The school API: signed index, manifests, bundles, keys and update reports.
+
+Every view authenticates the school's key (``SchoolKeyAuthentication``), which
+also records the check-in; the work happens in the logic modules.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+from django.conf import settings
+from django.http import HttpResponse, StreamingHttpResponse
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from vendor_server import indexing, keys, reporting
+from vendor_server.api.auth import (
+    IsSchool,
+    SchoolKeyAuthentication,
+    SchoolRateThrottle,
+    Throttled429,
+)
+from vendor_server.api.serializers import UpdateReportSerializer
+from vendor_server.models import Release
+from vendor_server.rollouts import ListedRelease, is_visible
+from vendor_server.schools import KeyOwner
+
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+CHUNK = 256 * 1024
+
+
+class JSONOnlyNegotiation(BaseContentNegotiation):
+    """Agents speak JSON only: skip parsing ``Accept`` on every poll."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(
+        self, request: Request, renderers: Any, format_suffix: Any = None
+    ) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
+class SchoolAPIView(APIView):
+    """Base of every school endpoint: key auth, per-school throttle."""
+
+    authentication_classes = [SchoolKeyAuthentication]
+    permission_classes = [IsSchool]
+    throttle_classes = [SchoolRateThrottle]
+    # Agents speak JSON only; fewer renderers make content negotiation cheaper.
+    renderer_classes = [JSONRenderer]
+    parser_classes = [JSONParser]
+    content_negotiation_class = JSONOnlyNegotiation
+
+    def throttled(self, request: Request, wait: float | None) -> NoReturn:
+        raise Throttled429(int(wait or 1))
+
+    def owner(self, request: Request) -> KeyOwner:
+        assert isinstance(request.auth, KeyOwner)
+        return request.auth
+
+
+def _not_modified(request: Request, etag: str) -> HttpResponse | None:
+    if etag in request.META.get("HTTP_IF_NONE_MATCH", ""):
+        response = HttpResponse(status=304)
+        response["ETag"] = etag
+        return response
+    return None
+
+
+def _signed_response(
+    request: Request, etag: str, body: bytes, content_type: str
+) -> HttpResponse:
+    response = _not_modified(request, etag) or HttpResponse(
+        body, content_type=content_type
+    )
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+class IndexView(SchoolAPIView):
+    """GET index / index.json / index.json.asc: this school's signed index."""
+
+    form = "json"
+
+    def get(self, request: Request) -> HttpResponse:
+        owner = self.owner(request)
+        document = indexing.signed_index_for(owner.school_id, owner.channel)
+        if self.form == "raw":
+            return _signed_response(
+                request, document.etag, document.text.encode(), "application/json"
+            )
+        if self.form == "signature":
+            return _signed_response(
+                request, document.etag + "s", document.signature.encode(), "text/plain"
+            )
+        body = json.dumps(
+            {"index": document.text, "signature": document.signature}
+        ).encode()
+        return _signed_response(request, document.etag, body, "application/json")
+
+
+def visible_release(owner: KeyOwner, version: str) -> Release:
+    """The release ``version`` if this school may see it, else a JSON 404."""
+    release = Release.objects.listed().filter(version=version).first()
+    if release is None or not is_visible(
+        ListedRelease(
+            release.id, release.channel, release.critical, release.rollout_percent
+        ),
+        owner.school_id,
+        owner.channel,
+    ):
+        raise NotFound(
+            {
+                "detail": f"Release {version} is not published for this school (unknown, "
+                "disabled, paused, on another channel or not yet rolled out to it).",
+                "code": "release_not_found",
+            }
+        )
+    return release
+
+
+class ManifestView(SchoolAPIView):
+    """GET releases/<version>/manifest (and .json / .json.asc)."""
+
+    form = "json"
+
+    def get(self, request: Request, version: str) -> HttpResponse:
+        release = visible_release(self.owner(request), version)
+        etag = f'"m{release.manifest_sha256[:24]}"'
+        if self.form == "raw":
+            return _signed_response(
+                request, etag, release.manifest_bytes, "application/json"
+            )
+        if self.form == "signature":
+            return _signed_response(
+                request, etag + "s", release.manifest_signature.encode(), "text/plain"
+            )
+        body = json.dumps(
+            {"manifest": release.manifest_json, "signature": release.manifest_signature}
+        ).encode()
+        return _signed_response(request, etag, body, "application/json")
+
+
+def _read_range(path: Path, start: int, length: int) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        f.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = f.read(min(CHUNK, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            yield chunk
+
+
+class BundleView(SchoolAPIView):
+    """GET releases/<version>/bundle: the offline ZIP, streamed, with Range for resume."""
+
+    def get(
+        self, request: Request, version: str
+    ) -> HttpResponse | StreamingHttpResponse:
+        release = visible_release(self.owner(request), version)
+        path = Path(settings.VENDOR_BUNDLE_DIR) / release.bundle_file
+        if not release.bundle_file or not path.is_file():
+            raise NotFound(
+                {
+                    "detail": f"Release {version} has no offline bundle; install it "
+                    "from the registry images instead.",
+                    "code": "bundle_not_found",
+                }
+            )
+        size = path.stat().st_size
+        start, end = 0, size - 1
+        status_code = 200
+        match = RANGE.match(request.META.get("HTTP_RANGE", "").strip())
+        if match and (match.group(1) or match.group(2)):
+            first, last = match.groups()
+            if first:
+                start = int(first)
+                end = min(int(last), size - 1) if last else size - 1
+            else:
+                start = max(0, size - int(last))
+            if start >= size or start > end:
+                refused = HttpResponse(status=416)
+                refused["Content-Range"] = f"bytes */{size}"
+                return refused
+            status_code = 206
+        length = end - start + 1
+        response = StreamingHttpResponse(
+            _read_range(path, start, length),
+            status=status_code,
+            content_type="application/zip",
+        )
+        response["Content-Length"] = str(length)
+        response["Accept-Ranges"] = "bytes"
+        response["Content-Disposition"] = f'attachment; filename="{path.name}"'
+        response["ETag"] = f'"b{release.bundle_sha256[:24]}"'
+        if status_code == 206:
+            response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        return response
+
+
+class KeysView(SchoolAPIView):
+    """GET keys: the vendor's armored public key(s)."""
+
+    def get(self, request: Request) -> HttpResponse:
+        return HttpResponse(keys.export_public_key(), content_type="text/plain")
+
+
+class ReportsView(SchoolAPIView):
+    """POST reports: what happened when the school tried a release."""
+
+    def post(self, request: Request) -> Response:
+        serializer = UpdateReportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data: dict[str, Any] = dict(serializer.validated_data)
+        report = reporting.record_report(self.owner(request).school_id, data)
+        return Response({"id": report.id}, status=status.HTTP_201_CREATED)

@@ -1,0 +1,164 @@
+"""Admin forms: publishing a release, marking it critical, adding a school."""
+
+from __future__ import annotations
+
+import tempfile
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+
+from vendor_server.models import Channel, Release, School
+from vendor_server.publishing import PublishError, ReleaseDraft, publish
+
+
+def parse_images(text: str) -> list[dict[str, str]]:
+    """``service=repository@sha256:…`` per line -> image dicts (checked later)."""
+    images = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        service, sep, reference = line.partition("=")
+        if not sep:
+            raise forms.ValidationError(
+                f"line {number}: write service=repository@sha256:<digest>, got {line!r}"
+            )
+        images.append({"service": service.strip(), "reference": reference.strip()})
+    return images
+
+
+class ReleasePublishForm(forms.ModelForm):
+    """Publish a release: every field of the manifest, checked, signed, then saved."""
+
+    images_text = forms.CharField(
+        label="Images",
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 90}),
+        help_text="One per line: service=registry/repository@sha256:<digest> "
+        "(by digest, never a tag). Each is looked up in the registry.",
+    )
+    bundle = forms.FileField(
+        required=False,
+        help_text="Optional offline ZIP holding manifest.json and manifest.json.asc "
+        "signed with the vendor key.",
+    )
+    migration_service = forms.CharField(required=False)
+    migration_command = forms.CharField(
+        required=False, help_text="For example: python manage.py migrate --noinput"
+    )
+    health_path = forms.CharField(initial="/health")
+    health_expected_status = forms.IntegerField(
+        initial=200, min_value=100, max_value=599
+    )
+    health_successes = forms.IntegerField(initial=3, min_value=1, max_value=100)
+    health_timeout_seconds = forms.IntegerField(initial=60, min_value=1, max_value=3600)
+
+    class Meta:
+        model = Release
+        fields = (
+            "version",
+            "channel",
+            "changelog",
+            "critical",
+            "force_after",
+            "min_version",
+            "rollout_percent",
+        )
+
+    def __init__(self, *args: Any, published_by: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.published_by = published_by
+        self.published: Release | None = None
+
+    def validate_unique(self) -> None:
+        # Duplicates are reported by the publishing checks with a clearer message.
+        pass
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            images = parse_images(data.get("images_text", ""))
+        except forms.ValidationError as e:
+            self.add_error("images_text", e)
+            return data
+        migration = None
+        if data.get("migration_command"):
+            migration = {
+                "service": data.get("migration_service") or images[0]["service"]
+                if images
+                else "",
+                "command": data["migration_command"].split(),
+            }
+        draft = ReleaseDraft(
+            version=data["version"].strip(),
+            channel=data.get("channel") or Channel.STABLE,
+            changelog=data.get("changelog", ""),
+            critical=bool(data.get("critical")),
+            force_after=data.get("force_after"),
+            min_version=(data.get("min_version") or "").strip(),
+            images=images,
+            migration=migration,
+            health_check={
+                "path": data["health_path"],
+                "expected_status": data["health_expected_status"],
+                "successes": data["health_successes"],
+                "timeout_seconds": data["health_timeout_seconds"],
+            },
+            rollout_percent=data.get("rollout_percent") or 0,
+        )
+        upload: UploadedFile | None = data.get("bundle")
+        # Validation and publishing happen together so a refusal shows its reasons
+        # on this form and nothing is saved; the upload is only a temporary file.
+        with tempfile.TemporaryDirectory(prefix="clms-upload-") as tmp:
+            if upload is not None:
+                path = Path(tmp) / Path(upload.name or "bundle.zip").name
+                with path.open("wb") as f:
+                    for chunk in upload.chunks():
+                        f.write(chunk)
+                draft.bundle_path = path
+                draft.bundle_name = path.name
+            try:
+                self.published = publish(draft, published_by=self.published_by)
+            except PublishError as e:
+                for message in e.messages:
+                    self.add_error(None, message)
+        return data
+
+    def save(self, commit: bool = True) -> Release:
+        assert self.published is not None
+        self.instance = self.published
+        self.save_m2m = lambda: None  # type: ignore[method-assign]  # no relations
+        return self.published
+
+
+class MarkCriticalForm(forms.Form):
+    """The deadline for the release(s) being marked critical."""
+
+    force_after = forms.DateTimeField(
+        label="Deadline (UTC)",
+        help_text="After this time schools install the release outside their "
+        "maintenance window. Format: 2026-12-31 22:00",
+    )
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise forms.ValidationError(
+            f"{value!r} is not an IANA time zone (for example Europe/Berlin)"
+        ) from None
+
+
+class SchoolForm(forms.ModelForm):
+    """A school's name, time zone and channel (the API key is made on save)."""
+
+    time_zone = forms.CharField(initial="UTC", validators=[validate_time_zone])
+
+    class Meta:
+        model = School
+        fields = ("name", "time_zone", "channel")

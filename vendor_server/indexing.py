@@ -1,0 +1,200 @@
+"""The signed release index: its sequence, its expiry, and what each school sees.
+
+1. Every change that alters what any school sees calls ``bump_sequence`` inside
+   the change's transaction; the new sequence is published to the cache on
+   commit, so pollers pick it up with one cache read.
+2. A school's index lists the releases visible to it (``rollouts.is_visible``).
+   Schools with the same visible set share one signed document: it is signed once
+   per (sequence, set) and kept in the process, the cache and ``SignedIndex``, so
+   polling never calls gpg.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from clms_updates.manifest import IndexEntry, ReleaseIndex, parse_manifest
+from vendor_server import keys
+from vendor_server.models import IndexState, Release, SignedIndex
+from vendor_server.rollouts import ListedRelease, is_visible
+
+SEQUENCE_CACHE_KEY = "vendor:index:sequence"
+SIGNED_CACHE_PREFIX = "vendor:index:signed:"
+LISTED_CACHE_PREFIX = "vendor:index:listed:"
+
+# Other processes see a new sequence within this many seconds.
+LOCAL_SEQUENCE_TTL = 1.0
+_local_sequence: list = [0, 0.0]
+_local_lock = threading.Lock()
+_local: dict[tuple[int, str], SignedDocument] = {}
+_local_listed: dict[int, tuple[ListedRelease, ...]] = {}
+
+
+@dataclass(frozen=True)
+class SignedDocument:
+    """Canonical bytes (as text), their detached signature and an ETag."""
+
+    text: str
+    signature: str
+    etag: str
+
+
+def index_state() -> IndexState:
+    """The single IndexState row (created at sequence 1 on first use)."""
+    state, _ = IndexState.objects.get_or_create(
+        pk=1,
+        defaults={"expires": timezone.now() + _ttl()},
+    )
+    return state
+
+
+def _ttl() -> timedelta:
+    return timedelta(days=settings.VENDOR_INDEX_TTL_DAYS)
+
+
+def bump_sequence(*, now: datetime | None = None) -> int:
+    """Grow the sequence by one and restart the expiry; call inside the change's transaction."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        index_state()
+        state = IndexState.objects.select_for_update().get(pk=1)
+        state.sequence += 1
+        state.generated_at = now
+        state.expires = now + _ttl()
+        state.save()
+        sequence = state.sequence
+    # Readers fall back to the database until the commit publishes the new value.
+    cache.delete(SEQUENCE_CACHE_KEY)
+    _local_sequence[:] = [0, 0.0]
+    transaction.on_commit(lambda: cache.set(SEQUENCE_CACHE_KEY, sequence, None))
+    return sequence
+
+
+def current_sequence() -> int:
+    """The sequence: this process's copy (a second old at most), the cache, or the DB."""
+    now = time.monotonic()
+    if _local_sequence[1] > now:
+        return _local_sequence[0]
+    sequence = cache.get(SEQUENCE_CACHE_KEY)
+    if sequence is None:
+        sequence = index_state().sequence
+        cache.set(SEQUENCE_CACHE_KEY, sequence, None)
+    _local_sequence[:] = [int(sequence), now + LOCAL_SEQUENCE_TTL]
+    return int(sequence)
+
+
+def refresh_if_expiring(*, now: datetime | None = None) -> bool:
+    """Re-sign (bump) the index when it expires within the configured margin."""
+    now = now or timezone.now()
+    margin = timedelta(hours=settings.VENDOR_INDEX_RESIGN_BEFORE_HOURS)
+    if index_state().expires - now > margin:
+        return False
+    bump_sequence(now=now)
+    SignedIndex.objects.filter(created_at__lt=now - timedelta(days=1)).delete()
+    return True
+
+
+def listed_releases(sequence: int) -> tuple[ListedRelease, ...]:
+    """The releases that may be listed at all at ``sequence`` (enabled, not paused)."""
+    found = _local_listed.get(sequence)
+    if found is not None:
+        return found
+    key = f"{LISTED_CACHE_PREFIX}{sequence}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = [
+            (r.id, r.channel, r.critical, r.rollout_percent)
+            for r in Release.objects.listed().only(
+                "id", "channel", "critical", "rollout_percent"
+            )
+        ]
+        cache.set(key, cached, 3600)
+    listed = tuple(ListedRelease(*item) for item in cached)
+    with _local_lock:
+        _local_listed.clear()
+        _local_listed[sequence] = listed
+    return listed
+
+
+def visible_release_ids(school_id: int, channel: str, sequence: int) -> list[int]:
+    """Ids of the releases ``school_id`` may see at ``sequence``, sorted."""
+    return sorted(
+        r.id for r in listed_releases(sequence) if is_visible(r, school_id, channel)
+    )
+
+
+def signed_index_for(school_id: int, channel: str) -> SignedDocument:
+    """The signed index for this school, signed at most once per visible set."""
+    sequence = current_sequence()
+    ids = visible_release_ids(school_id, channel, sequence)
+    release_key = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()
+    found = _local.get((sequence, release_key))
+    if found is not None:
+        return found
+    cache_key = f"{SIGNED_CACHE_PREFIX}{sequence}:{release_key}"
+    cached = cache.get(cache_key)
+    if cached is None:
+        row = SignedIndex.objects.filter(
+            sequence=sequence, release_key=release_key
+        ).first()
+        if row is None:
+            row = _sign_index(sequence, release_key, ids)
+        cached = (row.index_json, row.signature)
+        cache.set(cache_key, cached, 86400)
+    text, signature = cached
+    document = SignedDocument(
+        text=text, signature=signature, etag=f'"i{sequence}-{release_key[:16]}"'
+    )
+    with _local_lock:
+        if len(_local) > 256:
+            _local.clear()
+        _local[(sequence, release_key)] = document
+    return document
+
+
+def _sign_index(sequence: int, release_key: str, ids: list[int]) -> SignedIndex:
+    state = index_state()
+    releases = Release.objects.filter(id__in=ids)
+    entries = sorted(
+        (IndexEntry.for_manifest(parse_manifest(r.manifest_bytes)) for r in releases),
+        key=lambda e: e.semver,
+    )
+    index = ReleaseIndex(
+        product=settings.VENDOR_PRODUCT,
+        # The state row may already be newer than the cached sequence; sign what
+        # the caller asked for so the ETag and the bytes agree.
+        sequence=sequence,
+        generated_at=state.generated_at,
+        expires=state.expires,
+        releases=tuple(entries),
+    )
+    data = index.to_bytes()
+    signature = keys.sign(data)
+    try:
+        with transaction.atomic():
+            return SignedIndex.objects.create(
+                sequence=sequence,
+                release_key=release_key,
+                index_json=data.decode("utf-8"),
+                signature=signature,
+            )
+    except IntegrityError:
+        # Another process signed the same set first: serve theirs.
+        return SignedIndex.objects.get(sequence=sequence, release_key=release_key)
+
+
+def forget_local_caches() -> None:
+    """Drop this process's copies (tests; they are keyed by sequence anyway)."""
+    with _local_lock:
+        _local.clear()
+        _local_listed.clear()
+        _local_sequence[:] = [0, 0.0]

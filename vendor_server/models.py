@@ -1,0 +1,241 @@
+"""What the vendor server stores: releases, schools, their check-ins and reports.
+
+The signed bytes live on the rows (``Release.manifest_json`` and its signature)
+so the API serves them without calling gpg; the index is signed per distinct
+set of visible releases and cached (see ``indexing``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, date
+from typing import ClassVar
+
+import semver
+from django.db import models
+from django.utils import timezone
+
+API_KEY_PREFIX = "clms_"
+
+
+class Channel(models.TextChoices):
+    STABLE = "stable", "Stable"
+    BETA = "beta", "Beta"
+
+
+def hash_api_key(key: str) -> str:
+    """The sha256 hex stored in place of a school's API key (never the key itself)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_api_key() -> str:
+    """A fresh random API key, shown once to the vendor staff member."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class School(models.Model):
+    """A school running CLMS whose agent polls this server with its API key."""
+
+    name = models.CharField(max_length=200, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    channel = models.CharField(
+        max_length=10, choices=Channel.choices, default=Channel.STABLE
+    )
+    api_key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    api_key_hint = models.CharField(
+        max_length=12, blank=True, editable=False, help_text="First characters only."
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    current_version = models.CharField(max_length=64, blank=True, db_index=True)
+    agent_version = models.CharField(max_length=64, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering: ClassVar = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def set_api_key(self, key: str) -> None:
+        """Store only the hash (and a short hint) of ``key``."""
+        self.api_key_hash = hash_api_key(key)
+        self.api_key_hint = key[:10]
+
+
+class ReleaseQuerySet(models.QuerySet["Release"]):
+    def listed(self) -> ReleaseQuerySet:
+        """Releases that may appear in an index at all (before channel and rollout)."""
+        return self.filter(enabled=True, paused_at__isnull=True)
+
+
+class Release(models.Model):
+    """One signed CLMS release as published by vendor staff.
+
+    Rollout state: ``enabled`` and ``paused_at``. Allowed moves: enabled ->
+    disabled and back; enabled -> paused (auto-pause or staff) -> resumed
+    (``paused_at`` cleared) or disabled. A paused or disabled release leaves
+    every index.
+    """
+
+    product = models.CharField(max_length=64)
+    version = models.CharField(max_length=64, unique=True)
+    channel = models.CharField(
+        max_length=10, choices=Channel.choices, default=Channel.STABLE
+    )
+    changelog = models.TextField(blank=True, help_text="Markdown.")
+    critical = models.BooleanField(default=False)
+    force_after = models.DateTimeField(null=True, blank=True)
+    min_version = models.CharField(max_length=64, blank=True)
+    enabled = models.BooleanField(default=True)
+    rollout_percent = models.PositiveSmallIntegerField(default=100)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.TextField(blank=True)
+    images = models.JSONField(default=list, help_text="[{service, reference}]")
+    bundle_file = models.CharField(max_length=500, blank=True)
+    bundle_sha256 = models.CharField(max_length=64, blank=True)
+    bundle_size = models.BigIntegerField(null=True, blank=True)
+    migration = models.JSONField(null=True, blank=True)
+    health_check = models.JSONField(default=dict)
+    published_at = models.DateTimeField(default=timezone.now)
+    published_by = models.CharField(max_length=150, blank=True)
+    manifest_json = models.TextField(editable=False)
+    manifest_sha256 = models.CharField(max_length=64, editable=False)
+    manifest_signature = models.TextField(editable=False)
+    signed_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = ReleaseQuerySet.as_manager()
+
+    class Meta:
+        ordering: ClassVar = ["-published_at"]
+
+    def __str__(self) -> str:
+        return f"{self.product} {self.version}"
+
+    @property
+    def semver(self) -> semver.Version:
+        return semver.Version.parse(self.version)
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
+    @property
+    def manifest_bytes(self) -> bytes:
+        return self.manifest_json.encode("utf-8")
+
+
+class IndexState(models.Model):
+    """The single row holding the index sequence and when it was last signed.
+
+    ``sequence`` grows by one on every change that alters what any school sees;
+    ``expires`` is the expiry written into every index signed at this sequence.
+    """
+
+    sequence = models.PositiveBigIntegerField(default=1)
+    generated_at = models.DateTimeField(default=timezone.now)
+    expires = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"index #{self.sequence}"
+
+
+class SignedIndex(models.Model):
+    """A signed index for one set of visible releases at one sequence (a cache)."""
+
+    sequence = models.PositiveBigIntegerField()
+    release_key = models.CharField(max_length=64, help_text="sha256 of the release ids")
+    index_json = models.TextField()
+    signature = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["sequence", "release_key"], name="signed_index_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"index #{self.sequence} ({self.release_key[:8]})"
+
+
+class CheckIn(models.Model):
+    """One school's poll, as flushed from the check-in buffer (one row per minute)."""
+
+    school = models.ForeignKey(
+        School, on_delete=models.CASCADE, related_name="checkins"
+    )
+    seen_at = models.DateTimeField(db_index=True)
+    clms_version = models.CharField(max_length=64, blank=True)
+    agent_version = models.CharField(max_length=64, blank=True)
+    requests = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering: ClassVar = ["-seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.school} at {self.seen_at:%Y-%m-%d %H:%M}"
+
+
+class Outcome(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+FAILURE_OUTCOMES = (Outcome.FAILED, Outcome.ROLLED_BACK)
+
+
+def utc_today() -> date:
+    """Today's date in UTC (the day reports are grouped by)."""
+    return timezone.now().astimezone(UTC).date()
+
+
+class UpdateReport(models.Model):
+    """What a school's agent reported after trying to install a release."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="reports")
+    release = models.ForeignKey(
+        Release,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reports",
+    )
+    run_id = models.BigIntegerField()
+    from_version = models.CharField(max_length=64)
+    to_version = models.CharField(max_length=64, db_index=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    duration_seconds = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=100, blank=True)
+    log_excerpt = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The UTC day of ``received_at``, kept as a column so adoption charts group by
+    # a plain indexed value instead of a per-row date function.
+    received_on = models.DateField(default=utc_today)
+
+    class Meta:
+        ordering: ClassVar = ["-received_at"]
+        indexes: ClassVar = [
+            models.Index(fields=["release", "outcome"]),
+            models.Index(fields=["to_version", "outcome"]),
+            models.Index(fields=["outcome", "to_version", "received_on"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.school} {self.from_version} -> {self.to_version}: {self.outcome}"
+
+
+class FleetAnalytics(School):
+    """No data of its own: puts "Fleet analytics" on the admin index (links the page)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "fleet analytics"
+        verbose_name_plural = "fleet analytics"

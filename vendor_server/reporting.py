@@ -1,0 +1,33 @@
+"""Update reports from schools, and what they trigger (auto-pause)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from vendor_server import rollouts
+from vendor_server.models import Outcome, Release, School, UpdateReport
+
+
+def record_report(school_id: int, data: dict[str, Any]) -> UpdateReport:
+    """Store a school's report, note its new version, and check the rollout's health."""
+    release = Release.objects.filter(version=data["to_version"]).first()
+    with transaction.atomic():
+        now = timezone.now()
+        report = UpdateReport.objects.create(
+            school_id=school_id,
+            release=release,
+            received_at=now,
+            received_on=now.astimezone(UTC).date(),
+            **data,
+        )
+        if data["outcome"] == Outcome.SUCCEEDED:
+            School.objects.filter(pk=school_id).update(
+                current_version=data["to_version"]
+            )
+    if release is not None and data["outcome"] != Outcome.SUCCEEDED:
+        rollouts.pause_if_failing(release.id)
+    return report

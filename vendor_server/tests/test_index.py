@@ -1,0 +1,95 @@
+"""The signed index: sequence, expiry, refresh by beat, per-school contents."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from clms_updates.manifest import parse_index, verify_detached
+from vendor_server import indexing, keys, releases
+from vendor_server.tasks import refresh_index
+from vendor_server.tests.conftest import FAKE_IMAGE
+from vendor_server.tests.factories import make_release, make_school
+
+pytestmark = [pytest.mark.django_db, pytest.mark.services]
+
+
+def test_the_sequence_grows_by_one_on_every_change(offline) -> None:
+    seen = [indexing.current_sequence()]
+
+    def step() -> None:
+        seen.append(indexing.current_sequence())
+
+    release = make_release("1.0.0", FAKE_IMAGE)
+    step()
+    releases.set_enabled(release, False)
+    step()
+    releases.set_enabled(release, True)
+    step()
+    releases.set_rollout_percent(release, 30)
+    step()
+    releases.pause_release(release, reason="testing")
+    step()
+    releases.resume_release(release)
+    step()
+    releases.mark_critical(release, timezone.now() + timedelta(days=3))
+    step()
+    releases.resign(release)
+    step()
+    releases.delete_release(release)
+    step()
+    assert seen == list(range(seen[0], seen[0] + 10))
+
+
+def test_the_index_is_signed_and_lists_what_the_school_sees(offline) -> None:
+    stable = make_release("1.0.0", FAKE_IMAGE)
+    make_release("1.1.0-beta.1", FAKE_IMAGE, channel="beta")
+    school, _ = make_school("stable")
+    beta_school, _ = make_school("beta")
+
+    document = indexing.signed_index_for(school.id, school.channel)
+    data = document.text.encode()
+    verify_detached(
+        data, document.signature, gnupghome=keys.gnupg_home(), pinned=[offline]
+    )
+    index = parse_index(data)
+    assert [e.version for e in index.releases] == ["1.0.0"]
+    assert index.releases[0].manifest_sha256 == stable.manifest_sha256
+    assert index.sequence == indexing.current_sequence()
+    assert index.expires - index.generated_at == timedelta(days=7)
+
+    beta_index = parse_index(
+        indexing.signed_index_for(beta_school.id, "beta").text.encode()
+    )
+    assert [e.version for e in beta_index.releases] == ["1.0.0", "1.1.0-beta.1"]
+
+
+def test_schools_with_the_same_view_share_one_signature(offline, monkeypatch) -> None:
+    make_release("1.0.0", FAKE_IMAGE)
+    first, _ = make_school()
+    second, _ = make_school()
+    document = indexing.signed_index_for(first.id, "stable")
+    calls = []
+    monkeypatch.setattr(keys, "sign", lambda data: calls.append(data) or "")
+    indexing.forget_local_caches()
+    assert indexing.signed_index_for(second.id, "stable") == document
+    assert calls == []
+
+
+def test_beat_refreshes_the_expiry_well_before_it_passes(offline) -> None:
+    school, _ = make_school()
+    start = indexing.index_state()
+    assert refresh_index() is False
+    with time_machine.travel(start.expires - timedelta(days=4), tick=False):
+        assert refresh_index() is True
+        state = indexing.index_state()
+        assert state.sequence == start.sequence + 1
+        assert state.expires == timezone.now() + timedelta(days=7)
+        index = parse_index(
+            indexing.signed_index_for(school.id, "stable").text.encode()
+        )
+        assert index.expires == state.expires.replace(microsecond=0)
+        assert index.expires > timezone.now() + timedelta(days=6)
