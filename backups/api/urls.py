@@ -1,7 +1,12 @@
-"""REST routes of the backups app."""
+"""REST routes of the backups app, under /api/backups/."""
 
-from django.urls import path  # noqa: F401
+from rest_framework.routers import SimpleRouter
+
+from backups.api.views import BackupViewSet
 
 app_name = "backups_api"
 
-urlpatterns: list = []
+router = SimpleRouter()
+router.register("", BackupViewSet, basename="backup")
+
+urlpatterns = router.urls

@@ -1,0 +1,109 @@
+"""PostgreSQL client tools: finding them, their versions, and feeding them streams."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+
+from backups.errors import BackupError
+
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def tool_path(tool: str) -> str:
+    """The full path of a PostgreSQL client tool, from CLMS_PG_BINDIR or PATH."""
+    bindir = settings.CLMS_PG_BINDIR
+    if bindir:
+        candidate = Path(bindir) / tool
+        if candidate.is_file():
+            return str(candidate)
+        raise BackupError(
+            f"{tool} is not in CLMS_PG_BINDIR={bindir}. Point CLMS_PG_BINDIR at the "
+            "bin directory of the PostgreSQL client tools (for example "
+            "/usr/lib/postgresql/15/bin)."
+        )
+    found = shutil.which(tool)
+    if not found:
+        raise BackupError(
+            f"{tool} was not found on PATH, so PostgreSQL backups cannot run. Install "
+            "the PostgreSQL client tools matching the server (for example `apt-get "
+            "install postgresql-client-15`) or set CLMS_PG_BINDIR."
+        )
+    return found
+
+
+TOOLS = ("pg_dump", "pg_restore", "psql")
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_version(path: str, mtime_ns: int) -> str:
+    result = subprocess.run(
+        [path, "--version"], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() or result.stderr.strip()
+
+
+def tool_version(path: str) -> str:
+    """``tool --version``, cached until the binary changes (a worker runs many jobs)."""
+    return _cached_version(path, os.stat(path).st_mtime_ns)
+
+
+def major_version(version: str) -> int:
+    match = re.search(r"(\d+)(?:\.(\d+))?", version)
+    if not match:
+        raise BackupError(f"Could not read a version number from {version!r}.")
+    return int(match.group(1))
+
+
+def stderr_tail(handle: IO[bytes]) -> str:
+    handle.seek(0)
+    text = handle.read().decode(errors="replace").strip()
+    return text[-2000:]
+
+
+def widen_pipe(stream: Any) -> None:
+    """Ask for a 1 MiB pipe buffer (Linux): fewer wake-ups per MiB streamed."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        fcntl.fcntl(stream.fileno(), F_SETPIPE_SZ, 1 << 20)
+
+
+def feed(process: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` to the process's stdin; stop quietly if it exits early."""
+    assert process.stdin is not None
+    widen_pipe(process.stdin)
+    try:
+        for chunk in chunks:
+            process.stdin.write(chunk)
+    except BrokenPipeError:
+        pass
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+
+
+def feed_all(processes: list[subprocess.Popen[bytes]], chunks: Iterable[bytes]) -> None:
+    """Write each chunk to every process still reading; close their stdin."""
+    alive = [p for p in processes if p.stdin is not None]
+    try:
+        for chunk in chunks:
+            for process in list(alive):
+                try:
+                    process.stdin.write(chunk)  # type: ignore[union-attr]
+                except BrokenPipeError:
+                    alive.remove(process)
+            if not alive:
+                break
+    finally:
+        for process in processes:
+            with contextlib.suppress(BrokenPipeError, AttributeError):
+                process.stdin.close()  # type: ignore[union-attr]

@@ -1,0 +1,148 @@
+"""The REST API and the Backup manager page: who may do what, and what happens."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from backups.models import Backup
+from backups.tests.factories import make_backup
+from clms_updates.models import AuditEntry
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _backup_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
+    settings.BACKUP_DIR = tmp_path / "backups"
+    settings.CLMS_DATABASE_URL = f"sqlite:///{tmp_path / 'none.sqlite3'}"
+
+
+def test_anonymous_callers_are_refused():
+    response = APIClient().get("/api/backups/")
+    assert response.status_code in (401, 403)
+
+
+def test_a_viewer_can_list_but_not_create(viewer_api):
+    backup = make_backup()
+    listing = viewer_api.get("/api/backups/")
+    assert listing.status_code == 200
+    assert listing.json()["results"][0]["name"] == backup.name
+    assert viewer_api.get(f"/api/backups/{backup.pk}/").json()["status"] == "verified"
+    assert viewer_api.post("/api/backups/", {}).status_code == 403
+    assert viewer_api.post(f"/api/backups/{backup.pk}/verify/").status_code == 403
+    assert viewer_api.delete(f"/api/backups/{backup.pk}/").status_code == 403
+
+
+def test_an_outsider_cannot_even_list(outsider):
+    client = APIClient()
+    client.force_authenticate(outsider)
+    assert client.get("/api/backups/").status_code == 403
+
+
+def test_an_admin_creates_a_backup_that_runs_in_a_task(
+    admin_api, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_api.post(
+            "/api/backups/", {"reason": "before term"}, format="json"
+        )
+    assert response.status_code == 202
+    backup = Backup.objects.get(pk=response.json()["id"])
+    assert backup.status == Backup.Status.PENDING and backup.reason == "before term"
+    assert len(callbacks) == 1
+
+
+def test_restore_needs_the_typed_name_and_a_verified_backup(
+    admin_api, django_capture_on_commit_callbacks
+):
+    good = make_backup()
+    unverified = make_backup(status=Backup.Status.CREATED)
+    wrong = admin_api.post(
+        f"/api/backups/{good.pk}/restore/", {"confirm": "nope"}, format="json"
+    )
+    assert wrong.status_code == 400
+    assert good.name in str(wrong.json())
+    refused = admin_api.post(
+        f"/api/backups/{unverified.pk}/restore/",
+        {"confirm": unverified.name},
+        format="json",
+    )
+    assert refused.status_code == 400
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        ok = admin_api.post(
+            f"/api/backups/{good.pk}/restore/",
+            {"confirm": good.name, "reason": "r"},
+            format="json",
+        )
+    assert ok.status_code == 202 and len(callbacks) == 1
+
+
+def test_delete_refuses_the_newest_verified_and_held_backups(admin_api):
+    older = make_backup()
+    held = make_backup(hold="update-run:4")
+    newest = make_backup()
+    assert admin_api.delete(f"/api/backups/{newest.pk}/").status_code == 409
+    response = admin_api.delete(f"/api/backups/{held.pk}/")
+    assert (
+        response.status_code == 409
+        and "held by update-run:4" in response.json()["detail"]
+    )
+    assert admin_api.delete(f"/api/backups/{older.pk}/").status_code == 204
+    assert not Backup.objects.filter(pk=older.pk).exists()
+    assert AuditEntry.objects.filter(action="backup.delete", target=older.name).exists()
+
+
+def test_the_page_needs_a_login_and_lists_backups(client, school_viewer):
+    backup = make_backup(size=2048)
+    assert client.get("/backups/").status_code == 302
+    client.force_login(school_viewer)
+    page = client.get("/backups/")
+    assert page.status_code == 200
+    assert backup.name in page.content.decode()
+    assert "Back up now" not in page.content.decode()
+    assert client.post("/backups/create/").status_code == 403
+
+
+def test_the_page_restore_refuses_a_mistyped_name(client, school_admin):
+    backup = make_backup()
+    client.force_login(school_admin)
+    page = client.get("/backups/").content.decode()
+    assert f"Type <strong>{backup.name}</strong> to confirm" in page
+    response = client.post(
+        f"/backups/{backup.pk}/restore/", {"confirm": "wrong"}, follow=True
+    )
+    assert "Nothing was restored" in response.content.decode()
+
+
+def test_a_failed_backup_is_never_started_or_verified_again():
+    from backups import creating, verifying
+    from backups.errors import BackupError
+
+    failed = make_backup(status=Backup.Status.FAILED)
+    with pytest.raises(BackupError, match="was not started"):
+        creating.run_backup(failed.pk)
+    with pytest.raises(BackupError, match="only a created or verified"):
+        verifying.verify_backup(failed.pk)
+    failed.refresh_from_db()
+    assert failed.status == Backup.Status.FAILED
+
+
+def test_illegal_transitions_are_refused():
+    from backups.models import IllegalTransition
+
+    backup = make_backup(status=Backup.Status.CREATED)
+    with pytest.raises(IllegalTransition):
+        backup.mark_verified()
+    backup.fail("broken")
+    with pytest.raises(IllegalTransition):
+        backup.start_verify()
+
+
+def test_a_busy_backup_on_the_page_follows_its_progress_socket(client, school_admin):
+    busy = make_backup(status=Backup.Status.RUNNING, message="Dumped 3 MiB")
+    client.force_login(school_admin)
+    page = client.get("/backups/").content.decode()
+    assert f'data-progress="/ws/progress/backup/{busy.pk}/"' in page
+    assert "Dumped 3 MiB" in page
+    assert "backups/progress.js" in page
