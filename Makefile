@@ -27,7 +27,7 @@ run: system-deps-run venv
 	$(PY) -m clms_updates.demo
 
 test: system-deps-test venv
-	$(PY) -m clms_updates.localservices test -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m clms_updates.localservices test -- $(PY) -m pytest $(PYTEST_ARGS); status=$$?; echo "Test artifacts (browser screenshots): $${CLMS_ARTIFACTS_DIR:-$(CURDIR)/test-artifacts}/"; exit $$status
 
 lint: venv
 	$(VENV)/bin/ruff check .

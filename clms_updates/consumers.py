@@ -34,14 +34,16 @@ class ProgressConsumer(AsyncJsonWebsocketConsumer):
         if kind is None or not await database_sync_to_async(kind.can_view)(user):
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        # Join the group before reading the row: an update published in between
+        # then arrives after the snapshot instead of being lost.
+        self.group = progress.group_name(kind.name, kwargs["object_id"])
+        await self.channel_layer.group_add(self.group, self.channel_name)
         snapshot = await database_sync_to_async(self._snapshot)(
             kind, kwargs["object_id"]
         )
         if snapshot is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.group = progress.group_name(kind.name, kwargs["object_id"])
-        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json(snapshot)
 

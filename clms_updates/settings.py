@@ -124,6 +124,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ from the ASGI server itself (collected files in
+    # production, the source folders while DEBUG is on).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -191,6 +194,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", str(VAR_DIR / "static")))
+# Serve from the source folders too, so nothing breaks before `collectstatic`.
+WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 
@@ -512,6 +517,11 @@ UPDATES_OFFLINE_WORK_DIR = Path(
 # A bundle is accepted until its manifest's expiry plus this many days.
 UPDATES_OFFLINE_GRACE_DAYS = envint("UPDATES_OFFLINE_GRACE_DAYS", "90", minimum=0)
 UPDATES_OFFLINE_SCAN_MINUTES = envint("UPDATES_OFFLINE_SCAN_MINUTES", "10", minimum=1)
+# A bundle file changed less than this many seconds ago is left for the next
+# scan: it may still be being copied.
+UPDATES_OFFLINE_SETTLE_SECONDS = envint(
+    "UPDATES_OFFLINE_SETTLE_SECONDS", "30", minimum=0
+)
 # Limits a bundle must stay within, checked before anything is unpacked.
 UPDATES_BUNDLE_MAX_ENTRIES = envint("UPDATES_BUNDLE_MAX_ENTRIES", "1000", minimum=4)
 UPDATES_BUNDLE_MAX_MB = envint("UPDATES_BUNDLE_MAX_MB", "8192", minimum=1)
@@ -529,22 +539,23 @@ UPDATES_MIRROR_INDEX_MAX_AGE_SECONDS = envint(
 # files go when the cache grows past the limit.
 UPDATES_CACHE_DIR = Path(os.environ.get("UPDATES_CACHE_DIR", str(VAR_DIR / "cache")))
 UPDATES_CACHE_MAX_MB = envint("UPDATES_CACHE_MAX_MB", "8192", minimum=1)
-# Beat entries and task modules of the above.
-CELERY_IMPORTS = [
-    *globals().get("CELERY_IMPORTS", []),
-    "updates.enforcement_tasks",
-]
-CELERY_BEAT_SCHEDULE = {
-    **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "updates: critical deadlines and overrides": {
-        "task": "updates.enforcement_tick",
-        "schedule": UPDATES_ENFORCEMENT_TICK_MINUTES * 60.0,
-    },
-    "updates: scan the offline folder": {
-        "task": "updates.offline_scan",
-        "schedule": UPDATES_OFFLINE_SCAN_MINUTES * 60.0,
-    },
-}
+# Beat entries and task modules of the above (the school role only).
+if SCHOOL_ROLE_ENABLED:
+    CELERY_IMPORTS = [
+        *globals().get("CELERY_IMPORTS", []),
+        "updates.enforcement_tasks",
+    ]
+    CELERY_BEAT_SCHEDULE = {
+        **globals().get("CELERY_BEAT_SCHEDULE", {}),
+        "updates: critical deadlines and overrides": {
+            "task": "updates.enforcement_tick",
+            "schedule": UPDATES_ENFORCEMENT_TICK_MINUTES * 60.0,
+        },
+        "updates: scan the offline folder": {
+            "task": "updates.offline_scan",
+            "schedule": UPDATES_OFFLINE_SCAN_MINUTES * 60.0,
+        },
+    }
 
 # --- The update pipeline (updates.pipeline) ---------------------------------
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
 from clms_updates import health
+from clms_updates.permissions import is_school_viewer
 
 
 @never_cache
@@ -26,5 +27,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The landing page: where each role's work lives."""
+    """The landing page: school staff go straight to the update manager.
+
+    Vendor staff (and anyone outside the school groups) see where each role's
+    work lives.
+    """
+    user = request.user
+    if (
+        settings.SCHOOL_ROLE_ENABLED
+        and is_school_viewer(user)
+        and not getattr(user, "is_staff", False)
+    ):
+        return redirect("updates:manager")
     return render(request, "home.html")

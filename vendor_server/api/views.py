@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from vendor_server import indexing, keys, reporting
+from vendor_server.api import schema
 from vendor_server.api.auth import (
     IsSchool,
     SchoolKeyAuthentication,
@@ -94,6 +95,7 @@ class IndexView(SchoolAPIView):
 
     form = "json"
 
+    @schema.index_schema
     def get(self, request: Request) -> HttpResponse:
         owner = self.owner(request)
         document = indexing.signed_index_for(owner.school_id, owner.channel)
@@ -136,6 +138,7 @@ class ManifestView(SchoolAPIView):
 
     form = "json"
 
+    @schema.manifest_schema
     def get(self, request: Request, version: str) -> HttpResponse:
         release = visible_release(self.owner(request), version)
         etag = f'"m{release.manifest_sha256[:24]}"'
@@ -168,6 +171,7 @@ def _read_range(path: Path, start: int, length: int) -> Iterator[bytes]:
 class BundleView(SchoolAPIView):
     """GET releases/<version>/bundle: the offline ZIP, streamed, with Range for resume."""
 
+    @schema.bundle_schema
     def get(
         self, request: Request, version: str
     ) -> HttpResponse | StreamingHttpResponse:
@@ -215,6 +219,7 @@ class BundleView(SchoolAPIView):
 class KeysView(SchoolAPIView):
     """GET keys: the vendor's armored public key(s)."""
 
+    @schema.keys_schema
     def get(self, request: Request) -> HttpResponse:
         return HttpResponse(keys.export_public_key(), content_type="text/plain")
 
@@ -222,6 +227,7 @@ class KeysView(SchoolAPIView):
 class ReportsView(SchoolAPIView):
     """POST reports: what happened when the school tried a release."""
 
+    @schema.reports_schema
     def post(self, request: Request) -> Response:
         serializer = UpdateReportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

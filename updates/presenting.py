@@ -1,0 +1,363 @@
+"""Read-only queries behind the school pages: what the admin sees, in one place.
+
+Pages show the same truth the API serves; this module only gathers and shapes it
+(school time, step timelines, durations, safe changelog HTML). Anything that
+changes the installation lives in ``checking`` and ``scheduling``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import markdown
+import nh3
+from django.conf import settings
+from django.db.models import F, QuerySet
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+
+from clms_updates import health
+from updates import checking, scheduling
+from updates.models import AgentState, AvailableRelease, UpdateCheck, UpdateRun
+
+# The steps a run goes through (``updates.pipeline.steps.STEPS``), in order, with
+# the words the page uses; then the steps of an automatic rollback. A step the
+# pipeline reports that is not listed here is shown under its own name.
+UPDATE_STEPS: tuple[tuple[str, str], ...] = (
+    ("preflight", "Preflight checks"),
+    ("fetch", "Download images"),
+    ("verify", "Verify images"),
+    ("backup", "Back up the database"),
+    ("maintenance", "Maintenance mode on"),
+    ("apply", "Replace containers"),
+    ("migrate", "Migrate the database"),
+    ("health", "Health check"),
+    ("commit", "Finish"),
+)
+ROLLBACK_STEPS: tuple[tuple[str, str], ...] = (
+    ("rollback_containers", "Start the previous containers"),
+    ("rollback_database", "Restore the database from the backup"),
+    ("rollback_health", "Health check of the previous version"),
+)
+STEP_LABELS = dict(UPDATE_STEPS) | dict(ROLLBACK_STEPS)
+
+# Session key of the optional releases a user hid from the banner.
+DISMISSED_SESSION_KEY = "updates_dismissed_releases"
+
+# Tags and attributes a changelog may use once rendered from Markdown.
+CHANGELOG_TAGS = {
+    "p",
+    "ul",
+    "ol",
+    "li",
+    "strong",
+    "em",
+    "code",
+    "pre",
+    "h2",
+    "h3",
+    "h4",
+    "blockquote",
+    "a",
+    "br",
+}
+
+SORTS: dict[str, tuple[Any, ...]] = {
+    "newest": ("-created_at", "-id"),
+    "oldest": ("created_at", "id"),
+    "version": ("-to_version", "-id"),
+    "longest": (F("duration").desc(nulls_last=True), "-id"),
+}
+
+
+def render_changelog(text: str) -> SafeString:
+    """A release's Markdown changelog as HTML that cannot run script or style."""
+    html = markdown.markdown(text or "", extensions=["sane_lists"])
+    # The vendor's text is signed, but it is still not trusted as HTML.
+    clean = nh3.clean(
+        html,
+        tags=CHANGELOG_TAGS,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"https", "http", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+    return mark_safe(clean)  # noqa: S308 - nh3 removed everything unsafe
+
+
+def to_school_time(moment: datetime | None) -> datetime | None:
+    """An aware datetime shown in the school's zone."""
+    if moment is None:
+        return None
+    return moment.astimezone(scheduling.school_zone())
+
+
+def suggested_window(now: datetime | None = None) -> tuple[datetime | None, str]:
+    """The start of the next maintenance window (UTC), or why there is none."""
+    try:
+        return scheduling.next_window_start(now or timezone.now()), ""
+    except scheduling.SchedulingError as e:
+        return None, str(e)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A critical release's deadline and how long is left (negative once passed)."""
+
+    at: datetime
+    seconds_left: int
+
+    @property
+    def passed(self) -> bool:
+        return self.seconds_left <= 0
+
+
+def deadline_of(
+    release: AvailableRelease | None, now: datetime | None = None
+) -> Deadline | None:
+    if release is None or not release.critical or release.force_after is None:
+        return None
+    now = now or timezone.now()
+    return Deadline(
+        release.force_after, int((release.force_after - now).total_seconds())
+    )
+
+
+def manager_context(now: datetime | None = None) -> dict[str, Any]:
+    """Everything the update manager shows, from the rows the API reads too."""
+    now = now or timezone.now()
+    state = AgentState.load()
+    release = checking.latest_release()
+    window_at, window_problem = suggested_window(now)
+    window_open = window_at is not None and window_at <= now
+    active = UpdateRun.active()
+    return {
+        "agent": state,
+        "release": release,
+        "changelog_html": render_changelog(release.changelog) if release else "",
+        "deadline": deadline_of(release, now),
+        "last_check": UpdateCheck.objects.select_related("requested_by").first(),
+        "recent_checks": UpdateCheck.objects.select_related("requested_by")[:5],
+        "active_run": active,
+        "scheduled_runs": UpdateRun.objects.filter(
+            state=UpdateRun.State.SCHEDULED
+        ).select_related("requested_by"),
+        "recent_runs": UpdateRun.objects.select_related("requested_by")[:5],
+        "suggested_window": window_at,
+        "window_open": window_open,
+        "window_open_until": _open_slot_end(now) if window_open else None,
+        "window_problem": window_problem,
+        "previous_version": scheduling.previous_version(),
+        "school_zone": settings.UPDATES_SCHOOL_TIME_ZONE,
+        "backup_target": backup_target_description(),
+    }
+
+
+def _open_slot_end(now: datetime) -> datetime | None:
+    slot = scheduling.slot_at(now)
+    return slot.end if slot else None
+
+
+def backup_target_description() -> str:
+    """Where the pipeline's backup goes, in words for the confirmation step."""
+    where = f"the local backup folder {settings.BACKUP_DIR}"
+    if getattr(settings, "BACKUP_COPY_TARGET", "") == "s3":
+        where += f", copied to S3 bucket {settings.BACKUP_S3_BUCKET}"
+    return where
+
+
+def agent_health() -> list[health.ComponentHealth]:
+    """The agent's own components (engine, workers, Redis, database)."""
+    return health.check_all()
+
+
+def clms_health() -> health.ComponentHealth:
+    """The installed CLMS app's own health check, asked once at ``CLMS_APP_URL``.
+
+    The check is the one the installed release declared (its manifest), or the
+    default ``/health`` expecting 200 when the release is not known here.
+    """
+    from clms_updates.manifest import HealthCheck
+    from updates.pipeline.health import probe
+
+    installed = AgentState.load().installed_version
+    release = AvailableRelease.objects.filter(version=installed).first()
+    spec = release.manifest().health if release is not None else HealthCheck()
+    answer = probe(spec, expect_version=installed)
+    reported = answer.body.get("version")
+    if answer.healthy:
+        detail = f"CLMS {reported or installed} answers its health check"
+    else:
+        detail = (
+            f"{answer.reason}. If CLMS runs elsewhere, set CLMS_APP_URL to its address."
+        )
+    return health.ComponentHealth("CLMS app", answer.healthy, detail, True)
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One row of a run's timeline."""
+
+    name: str
+    label: str
+    state: str  # pending, running, done, failed, skipped
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+def _recorded_steps(run: UpdateRun) -> list[dict[str, Any]]:
+    """Step records the pipeline keeps on the run, if it keeps any.
+
+    The pipeline stores them in ``UpdateRun.steps``: a list of records, each with
+    ``name``, ``status`` (running, done, skipped, failed), ``started_at`` and
+    ``finished_at``, in the order the steps ran.
+    """
+    raw = getattr(run, "steps", None)
+    if callable(raw) or raw is None:
+        return []
+    if isinstance(raw, dict):
+        raw = [
+            {"name": k, **(v if isinstance(v, dict) else {})} for k, v in raw.items()
+        ]
+    return [r for r in raw if isinstance(r, dict) and r.get("name")]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def step_timeline(run: UpdateRun) -> list[StepView]:
+    """The run's steps in order with their state and, where recorded, their times."""
+    # A rollback run goes through the same steps towards the older version; an
+    # update that failed adds the rollback steps it recorded after its own.
+    plan = UPDATE_STEPS
+    recorded = {r["name"]: r for r in _recorded_steps(run)}
+    names = [n for n, _ in plan]
+    for name in recorded:
+        if name not in names:
+            names.append(name)
+    if run.current_step and run.current_step not in names:
+        names.append(run.current_step)
+    current = names.index(run.current_step) if run.current_step in names else -1
+    views = []
+    for position, name in enumerate(names):
+        record = recorded.get(name, {})
+        state = str(record.get("status") or record.get("state") or "")
+        if not state and recorded:
+            # The pipeline records every step it starts: one without a record
+            # has not started yet, or never will once the run has ended.
+            state = "skipped" if run.is_terminal else "pending"
+        elif not state:
+            state = _inferred_state(run, position, current)
+        views.append(
+            StepView(
+                name=name,
+                label=STEP_LABELS.get(name, name.replace("_", " ").capitalize()),
+                state=_normal_step_state(state),
+                started_at=_parse_time(record.get("started_at")),
+                finished_at=_parse_time(record.get("finished_at")),
+            )
+        )
+    return views
+
+
+def _normal_step_state(state: str) -> str:
+    aliases = {
+        "succeeded": "done",
+        "ok": "done",
+        "error": "failed",
+        "started": "running",
+    }
+    return aliases.get(state, state)
+
+
+def _inferred_state(run: UpdateRun, position: int, current: int) -> str:
+    """Without step records: before the current step is done, after it pending."""
+    if run.state == UpdateRun.State.SUCCEEDED:
+        return "done"
+    if current < 0 or position > current:
+        return "pending"
+    if position < current:
+        return "done"
+    if run.state in (UpdateRun.State.FAILED, UpdateRun.State.ROLLED_BACK):
+        return "failed"
+    if run.state == UpdateRun.State.ROLLING_BACK:
+        return "failed"
+    if run.state == UpdateRun.State.RUNNING:
+        return "running"
+    return "pending"
+
+
+def run_duration(run: UpdateRun) -> timedelta | None:
+    """How long the run took (or has taken so far)."""
+    if run.started_at is None:
+        return None
+    end = run.finished_at or timezone.now()
+    return end - run.started_at
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``75`` → ``1 min 15 s``: durations an admin reads at a glance."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+VERSION_RE = re.compile(r"^[0-9A-Za-z.+-]{1,64}$")
+
+
+def filtered_runs(
+    *,
+    state: str = "",
+    kind: str = "",
+    version: str = "",
+    date_from: Any = None,
+    date_to: Any = None,
+    sort: str = "newest",
+) -> QuerySet[UpdateRun]:
+    """The history, filtered and sorted as the history page asks."""
+    runs = UpdateRun.objects.select_related("requested_by").annotate(
+        duration=F("finished_at") - F("started_at")
+    )
+    if state:
+        runs = runs.filter(state=state)
+    if kind:
+        runs = runs.filter(kind=kind)
+    if version:
+        runs = runs.filter(to_version__icontains=version) | runs.filter(
+            from_version__icontains=version
+        )
+    zone = scheduling.school_zone()
+    if date_from:
+        start = timezone.make_aware(
+            datetime.combine(date_from, datetime.min.time()), zone
+        )
+        runs = runs.filter(created_at__gte=start)
+    if date_to:
+        end = timezone.make_aware(
+            datetime.combine(date_to, datetime.min.time()), zone
+        ) + timedelta(days=1)
+        runs = runs.filter(created_at__lt=end)
+    return runs.order_by(*SORTS.get(sort, SORTS["newest"]))
