@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from clms_updates import localservices
+from clms_updates import demo_clms, localservices
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -72,6 +72,39 @@ def start_backing_services(var: Path) -> list[localservices.Service]:
     return started
 
 
+def start_demo_installation(
+    var: Path, services: list[localservices.Service]
+) -> list[Path]:
+    """The demo CLMS stack the agent updates; nothing when no Docker engine runs."""
+    if "DOCKER_HOST" not in os.environ:
+        _say("Without a Docker engine there is no demo CLMS stack to update.")
+        return []
+    try:
+        demo_services, env, release_files = demo_clms.start(var)
+    except Exception as e:  # the rest of the demo still runs without the stack
+        _say(f"Could not start the demo CLMS stack ({e}); updates cannot be applied.")
+        return []
+    services.extend(demo_services)
+    os.environ.update({k: v for k, v in env.items() if v})
+    return release_files
+
+
+def publish_demo_releases(release_files: list[Path]) -> None:
+    """Publish the demo releases on the vendor side (once; later runs skip them)."""
+    for path in release_files:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "publish_release", "--manifest", str(path)],
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0:
+            _say(result.stdout.strip())
+        elif "already published" not in result.stderr:
+            _say(f"Publishing {path.name} failed:\n{result.stderr.strip()}")
+
+
 def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
@@ -86,9 +119,19 @@ def main() -> int:
     services = start_backing_services(var)
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:
+        release_files = start_demo_installation(var, services)
         _say("Applying database migrations…")
         manage("migrate", "--noinput", "-v", "0")
         manage("seed_demo")
+        os.environ.update(demo_clms.load_env_file(var / "demo-agent.env"))
+        publish_demo_releases(release_files)
+        if release_files:
+            # A first check, so the update manager shows what is available.
+            subprocess.run(
+                [sys.executable, "manage.py", "check_updates"],
+                cwd=BASE_DIR,
+                check=False,
+            )
         commands = {
             "web": [
                 sys.executable,
@@ -139,8 +182,12 @@ def main() -> int:
                 target=_pump, args=(name, process.stdout), daemon=True
             ).start()
         _say(
-            f"CLMS Updates is starting at http://{host}:{port}/  (health: /healthz). Ctrl-C stops everything."
+            f"CLMS Updates is starting at http://{host}:{port}/ (log in as admin; "
+            f"health at /healthz; the vendor admin at /admin/). "
         )
+        if release_files:
+            _say(f"The demo CLMS app answers at {os.environ['CLMS_APP_URL']}/health.")
+        _say("Ctrl-C stops everything.")
         while True:
             for name, process in children.items():
                 if process.poll() is not None:

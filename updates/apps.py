@@ -14,13 +14,16 @@ class UpdatesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from clms_updates import progress
+        from clms_updates import lifecycle, progress
         from clms_updates.permissions import is_school_viewer
+        from updates.pipeline.recovery import on_worker_start
 
         progress.register_kind(
             "update_run", "updates.UpdateRun", can_view=is_school_viewer
         )
         post_migrate.connect(_install_periodic_check, sender=self)
+        # Runs a killed worker left behind are resumed or rolled back.
+        lifecycle.on_worker_start(on_worker_start)
 
 
 def _install_periodic_check(**kwargs: Any) -> None:

@@ -234,6 +234,19 @@ class UpdateRun(progress.TrackedProgress):
     # The backup taken before applying (backups.Backup id; no FK across apps).
     backup_id = models.BigIntegerField(null=True, blank=True)
 
+    # The pipeline's record of each step, in the order they ran: name, status
+    # (running, done, skipped, failed), started_at, finished_at, seconds, detail.
+    steps = models.JSONField(default=list, blank=True)
+    # What a later worker needs to finish or undo the run: the old containers'
+    # images, the env file's old values, whether the migration started.
+    checkpoint = models.JSONField(default=dict, blank=True)
+    # The lease: which worker drives the run and when it last said so. A run
+    # whose heartbeat is older than UPDATES_RUN_LEASE_SECONDS lost its worker.
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the vendor acknowledged the outcome report (null: not yet).
+    reported_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -288,6 +301,30 @@ class UpdateRun(progress.TrackedProgress):
         run = cls.objects.get(pk=run_id)
         progress.publish(run, f"Run started (attempt {run.attempts})", percent=0)
         return run
+
+    @classmethod
+    def take_over(
+        cls, run_id: int, *, worker: str, stale_before: datetime
+    ) -> UpdateRun | None:
+        """Adopt a running or rolling-back run whose worker stopped beating.
+
+        1. One conditional ``UPDATE … WHERE`` the heartbeat is older than
+           ``stale_before`` (or missing on a run started before it): of two
+           workers starting together, exactly one changes the row.
+        2. The winner reloads the row and drives it from here on.
+        ``None`` when the run's worker is alive, or the run is over.
+        """
+        stale = models.Q(heartbeat_at__lt=stale_before) | models.Q(
+            heartbeat_at__isnull=True, started_at__lt=stale_before
+        )
+        taken = (
+            cls.objects.filter(stale, pk=run_id)
+            .filter(state__in=(cls.State.RUNNING, cls.State.ROLLING_BACK))
+            .update(worker=worker, heartbeat_at=timezone.now())
+        )
+        if not taken:
+            return None
+        return cls.objects.get(pk=run_id)
 
     def _move(
         self,
@@ -355,3 +392,109 @@ class UpdateRun(progress.TrackedProgress):
             f"Transient failure, retrying at {next_retry_at:%Y-%m-%d %H:%M} UTC: {reason}",
             extra_fields=("next_retry_at", "error_message"),
         )
+
+
+# ---------------------------------------------------------------------------
+# Critical deadlines and offline bundles (enforcement, offline)
+# ---------------------------------------------------------------------------
+
+
+class EmergencyOverride(models.Model):
+    """A school admin's time-limited lift of the critical-update block, with a reason.
+
+    An override is active from ``created_at`` until ``expires_at`` unless revoked.
+    ``expiry_recorded_at`` marks that the expiry was noticed and audited (at
+    start-up or by the periodic tick), so it is audited once.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="emergency_overrides",
+    )
+    username = models.CharField(max_length=150)
+    reason = models.TextField()
+    release_version = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=150, blank=True)
+    expiry_recorded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"override by {self.username} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and self.created_at <= now < self.expires_at
+
+
+class DeadlineWarning(models.Model):
+    """One deadline warning email sent (or skipped) for a critical release.
+
+    The unique pair (version, hours_before) makes each warning go out once even
+    when two ticks race: the second insert fails.
+    """
+
+    release_version = models.CharField(max_length=64)
+    hours_before = models.PositiveIntegerField()
+    sent_at = models.DateTimeField(default=timezone.now)
+    skipped = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["release_version", "hours_before"],
+                name="updates_one_warning_per_threshold",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.release_version}: {self.hours_before} h warning"
+
+
+class OfflineBundle(models.Model):
+    """A bundle file found in the offline folder, and what became of it.
+
+    States::
+
+        found -> verified -> applied    (loaded, then installed by the pipeline)
+        found -> refused                (moved to quarantine with a reason file)
+    """
+
+    class State(models.TextChoices):
+        FOUND = "found", "Found"
+        VERIFIED = "verified", "Verified"
+        REFUSED = "refused", "Refused"
+        APPLIED = "applied", "Applied"
+
+    file_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.BigIntegerField(default=0)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.FOUND, db_index=True
+    )
+    reason = models.TextField(blank=True)
+    version = models.CharField(max_length=64, blank=True)
+    found_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    # Where the file is now (the offline folder, or quarantine when refused).
+    path = models.CharField(max_length=1000, blank=True)
+    # Image reference (repo@sha256:…) -> local image id it was loaded as.
+    images = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-found_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sha256", "file_name"], name="updates_bundle_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.state})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -36,3 +36,35 @@ def execute_run(run_id: int) -> None:
     from updates import pipeline
 
     pipeline.execute_run(run_id)
+
+
+@shared_task(name="updates.recover_runs", bind=True, ignore_result=True)
+def recover_runs(self: Task) -> list[int]:
+    """Take over runs a dead worker left; look again while a live one holds a lease."""
+    from updates import pipeline
+
+    result = pipeline.recover_runs()
+    if result.recheck_after is not None:
+        self.apply_async(countdown=result.recheck_after)
+    return result.recovered
+
+
+@shared_task(
+    name="updates.report_run",
+    bind=True,
+    ignore_result=True,
+    max_retries=8,
+    default_retry_delay=300,
+)
+def report_run(self: Task, run_id: int) -> None:
+    """Deliver a run's outcome report to the vendor, retrying while it does not answer."""
+    from updates.models import UpdateRun
+    from updates.pipeline import reporting
+
+    try:
+        run = UpdateRun.objects.get(pk=run_id)
+    except UpdateRun.DoesNotExist:
+        logger.info("Run %s is gone; its report is dropped", run_id)
+        return
+    if not reporting.send_report(run):
+        raise self.retry()

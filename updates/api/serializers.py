@@ -121,6 +121,9 @@ class RunSerializer(serializers.ModelSerializer):
             "attempts",
             "next_retry_at",
             "backup_id",
+            # Each pipeline step with its status, start and end time.
+            "steps",
+            "reported_at",
         ]
 
 

@@ -1,6 +1,6 @@
 """REST routes of the updates app (mounted at /api/updates/)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from updates.api import views
 
@@ -18,4 +18,7 @@ urlpatterns = [
     path("windows", views.WindowsView.as_view(), name="windows"),
     path("blackouts", views.BlackoutsView.as_view(), name="blackouts"),
     path("audit", views.AuditView.as_view(), name="audit"),
+    # Critical deadlines, overrides, offline bundles; the LAN mirror.
+    path("", include("updates.api.enforcement")),
+    path("", include("updates.api.mirror")),
 ]

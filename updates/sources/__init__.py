@@ -17,11 +17,17 @@ from updates.sources.base import (
     register_source,
     registered_source_names,
 )
+from updates.sources.mirror import MirrorSource
+from updates.sources.offline import OfflineSource
 from updates.sources.vendor import VendorSource
 
 register_source("vendor", VendorSource.from_settings)
+register_source("mirror", MirrorSource.from_settings)
+register_source("offline", OfflineSource.from_settings)
 
 __all__ = [
+    "MirrorSource",
+    "OfflineSource",
     "SignedDocument",
     "Source",
     "SourceError",

@@ -65,7 +65,7 @@ def test_beat_starts_a_scheduled_run_and_never_a_cancelled_one(beat_process) -> 
         time.sleep(0.5)
     _, log = beat_process
     assert run.state == UpdateRun.State.FAILED, log.read_text()[-3000:]
-    assert run.error_code == "pipeline_unavailable"
+    assert run.error_code == "verification_failed"
     assert run.started_at >= run.scheduled_for
     cancelled.refresh_from_db()
     assert cancelled.state == UpdateRun.State.CANCELLED

@@ -51,7 +51,7 @@ def test_apply_update_refuses_an_unverified_version() -> None:
 
 def test_apply_update_runs_the_pipeline_and_reports_its_failure() -> None:
     make_release("1.1.0")
-    with pytest.raises(CommandError, match="pipeline_unavailable"):
+    with pytest.raises(CommandError, match="verification_failed"):
         run("apply_update", "1.1.0")
     run_row = UpdateRun.objects.get()
     assert run_row.state == UpdateRun.State.FAILED and run_row.forced

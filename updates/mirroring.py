@@ -1,0 +1,345 @@
+"""Serving as a LAN mirror: what this agent holds, and a bounded, checksummed cache.
+
+A mirror serves other agents the same signed documents it trusts itself:
+
+- the index: the last copy fetched from upstream (the next source after the
+  mirror in ``UPDATES_SOURCES``, normally the vendor), refreshed when older
+  than ``UPDATES_MIRROR_INDEX_MAX_AGE_SECONDS``; if upstream is unreachable,
+  the cached copy is served (clients still refuse it once it expires);
+- manifests: from the releases this agent verified, else fetched upstream;
+- bundles: the verified bundles in the offline folder, or downloads cached in
+  ``UPDATES_CACHE_DIR`` with their sha256 checked against the signed manifest.
+
+Everything is verified against the pinned keys before it is cached, so a
+mirror never spreads what it would not install. The cache is bounded by
+``UPDATES_CACHE_MAX_MB``: the least recently used files go first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from django.conf import settings
+
+from clms_updates.manifest import (
+    ManifestError,
+    parse_index,
+    parse_manifest,
+)
+from clms_updates.manifest.signing import gpg_for
+from updates.models import AvailableRelease, OfflineBundle
+from updates.sources import SignedDocument, Source, SourceError, configured_sources
+from updates.sources.vendor import check_url_allowed
+from updates.trust import (
+    CheckRefused,
+    ensure_vendor_keys,
+    pinned_fingerprints,
+    verify,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class MirrorUnavailable(Exception):
+    """The mirror holds nothing for this request and upstream cannot supply it."""
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    """A cached download and its checksum."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+def cache_dir() -> Path:
+    folder = Path(settings.UPDATES_CACHE_DIR)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder
+
+
+def _upstream_sources() -> list[Source]:
+    """The configured sources other than the mirror itself (and the offline folder)."""
+    return [s for s in configured_sources() if s.name not in ("mirror", "offline")]
+
+
+def _write_document(stem: str, document: SignedDocument) -> None:
+    folder = cache_dir() / "metadata"
+    folder.mkdir(exist_ok=True)
+    record = {
+        "data": document.data.decode("utf-8"),
+        "signature": document.signature,
+        "sha256": hashlib.sha256(document.data).hexdigest(),
+        "fetched_at": time.time(),
+    }
+    tmp = folder / f".{stem}.tmp"
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, folder / f"{stem}.json")
+
+
+def _read_document(stem: str) -> tuple[SignedDocument, float] | None:
+    path = cache_dir() / "metadata" / f"{stem}.json"
+    try:
+        record = json.loads(path.read_text())
+        data = record["data"].encode("utf-8")
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        logger.warning("Mirror cache entry %s fails its checksum; dropped", stem)
+        path.unlink(missing_ok=True)
+        return None
+    return SignedDocument(data, record["signature"]), float(record["fetched_at"])
+
+
+def mirrored_index() -> SignedDocument:
+    """The signed index to serve: fresh from upstream, else the cached copy."""
+    cached = _read_document("index")
+    max_age = settings.UPDATES_MIRROR_INDEX_MAX_AGE_SECONDS
+    if cached is not None and time.time() - cached[1] < max_age:
+        return cached[0]
+    problems: list[str] = []
+    for source in _upstream_sources():
+        try:
+            ensure_vendor_keys(source)
+            document = source.fetch_index()
+            verify(document.data, document.signature, "index")
+            parse_index(document.data)  # clients check replay and expiry
+        except (SourceError, CheckRefused, ManifestError) as e:
+            problems.append(f"{source.name}: {e}")
+            continue
+        _write_document("index", document)
+        return document
+    if cached is not None:
+        return cached[0]
+    raise MirrorUnavailable(
+        "this mirror holds no index yet and its upstream could not supply one ("
+        + ("; ".join(problems) or "no upstream source is configured")
+        + ")"
+    )
+
+
+def mirrored_manifest(version: str) -> SignedDocument:
+    """The signed manifest of ``version``: a verified release here, else upstream."""
+    release = AvailableRelease.objects.filter(version=version).first()
+    if release is not None:
+        return SignedDocument(release.manifest_bytes, release.signature)
+    stem = f"manifest-{version}"
+    cached = _read_document(stem)
+    if cached is not None:
+        return cached[0]
+    for source in _upstream_sources():
+        try:
+            document = source.fetch_manifest(version)
+            verify(document.data, document.signature, f"manifest {version}")
+            if parse_manifest(document.data).version != version:
+                continue
+        except (SourceError, CheckRefused, ManifestError):
+            continue
+        _write_document(stem, document)
+        return document
+    raise MirrorUnavailable(f"this mirror holds no manifest for CLMS {version}")
+
+
+def mirrored_keys() -> str:
+    """The pinned vendor public key(s), imported from upstream first if missing here."""
+    home = settings.UPDATES_GNUPG_HOME
+    armored = str(gpg_for(home).export_keys(pinned_fingerprints()) or "")
+    if armored:
+        return armored
+    for source in _upstream_sources():
+        try:
+            ensure_vendor_keys(source)
+        except (SourceError, CheckRefused):
+            continue
+        armored = str(gpg_for(home).export_keys(pinned_fingerprints()) or "")
+        if armored:
+            return armored
+    raise MirrorUnavailable("this mirror holds no pinned vendor key yet")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def mirrored_bundle(version: str) -> CachedFile:
+    """A bundle of ``version`` to serve: a verified offline bundle, else the cache.
+
+    A cached download is fetched from upstream once (``fetch_bundle_upstream``)
+    and checked against the bundle sha256 and size in the signed manifest.
+    """
+    for bundle in OfflineBundle.objects.filter(
+        version=version,
+        state__in=(OfflineBundle.State.VERIFIED, OfflineBundle.State.APPLIED),
+    ):
+        path = Path(bundle.path)
+        if path.is_file() and path.stat().st_size == bundle.size:
+            return CachedFile(path, bundle.sha256, bundle.size)
+    path = cache_dir() / "bundles" / f"clms-{version}.zip"
+    manifest = parse_manifest(mirrored_manifest(version).data)
+    if manifest.bundle is None:
+        raise MirrorUnavailable(f"CLMS {version} has no offline bundle")
+    if path.is_file() and path.stat().st_size == manifest.bundle.size:
+        os.utime(path)  # most recently used
+        return CachedFile(path, manifest.bundle.sha256, manifest.bundle.size)
+    fetch_bundle_upstream(version, manifest.bundle.sha256, manifest.bundle.size, path)
+    return CachedFile(path, manifest.bundle.sha256, manifest.bundle.size)
+
+
+def fetch_bundle_upstream(version: str, sha256: str, size: int, target: Path) -> None:
+    """Download the bundle from the vendor into the cache, checking size and sha256."""
+    if size > settings.UPDATES_CACHE_MAX_MB * 1024 * 1024:
+        raise MirrorUnavailable(
+            f"the bundle of {version} ({size} bytes) is larger than the whole cache "
+            "(UPDATES_CACHE_MAX_MB)"
+        )
+    url = (
+        f"{settings.UPDATES_VENDOR_URL.rstrip('/')}/vendor/api/v1/releases/"
+        f"{version}/bundle"
+    )
+    check_url_allowed(url)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prune_cache(reserve=size)
+    partial = target.with_suffix(".part")
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        with requests.get(
+            url,
+            headers={"Authorization": f"Bearer {settings.UPDATES_VENDOR_API_KEY}"},
+            stream=True,
+            timeout=settings.UPDATES_SOURCE_TIMEOUT_SECONDS,
+        ) as response:
+            if response.status_code != 200:
+                raise MirrorUnavailable(
+                    f"the vendor answered {response.status_code} for the bundle of "
+                    f"{version}"
+                )
+            with partial.open("wb") as out:
+                for chunk in response.iter_content(1024 * 1024):
+                    written += len(chunk)
+                    if written > size:
+                        raise MirrorUnavailable(
+                            f"the vendor sent more than the signed {size} bytes for "
+                            f"the bundle of {version}; refused"
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+    except requests.RequestException as e:
+        partial.unlink(missing_ok=True)
+        raise MirrorUnavailable(f"the vendor could not be reached: {e}") from None
+    except MirrorUnavailable:
+        partial.unlink(missing_ok=True)
+        raise
+    if written != size or digest.hexdigest() != sha256:
+        partial.unlink(missing_ok=True)
+        raise MirrorUnavailable(
+            f"the downloaded bundle of {version} does not match the signed checksum; "
+            "it was discarded"
+        )
+    os.replace(partial, target)
+
+
+def cache_usage() -> int:
+    """Bytes held in the cache."""
+    return sum(p.stat().st_size for p in cache_dir().rglob("*") if p.is_file())
+
+
+def prune_cache(*, reserve: int = 0) -> list[Path]:
+    """Delete the least recently used bundles until the cache (plus ``reserve``) fits.
+
+    Metadata files are tiny and kept; only bundles are evicted.
+    """
+    limit = settings.UPDATES_CACHE_MAX_MB * 1024 * 1024
+    bundles = sorted(
+        (p for p in (cache_dir() / "bundles").glob("*.zip") if p.is_file()),
+        key=lambda p: p.stat().st_mtime,
+    )
+    used = cache_usage()
+    removed: list[Path] = []
+    for path in bundles:
+        if used + reserve <= limit:
+            break
+        size = path.stat().st_size
+        path.unlink(missing_ok=True)
+        used -= size
+        removed.append(path)
+        logger.info("Mirror cache: evicted %s (%s bytes)", path.name, size)
+    return removed
+
+
+def download_bundle(version: str) -> Path:
+    """Fetch the bundle of ``version`` from the configured mirror into the offline folder.
+
+    For an agent whose registry is out of reach: the bundle then goes through
+    the same checks as one from a USB stick (the next scan picks it up). The
+    download is capped at ``UPDATES_BUNDLE_MAX_MB`` and, when this agent knows
+    the release's signed manifest, checked against its bundle sha256 and size.
+    """
+    if not settings.UPDATES_MIRROR_URL:
+        raise MirrorUnavailable("no mirror is configured (UPDATES_MIRROR_URL)")
+    url = (
+        f"{settings.UPDATES_MIRROR_URL.rstrip('/')}/api/updates/mirror/vendor/api/v1/"
+        f"releases/{version}/bundle"
+    )
+    check_url_allowed(url)
+    expected = None
+    release = AvailableRelease.objects.filter(version=version).first()
+    if release is not None:
+        expected = release.manifest().bundle
+    folder = Path(settings.UPDATES_OFFLINE_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"clms-{version}.zip"
+    partial = folder / f".clms-{version}.zip.part"
+    limit = settings.UPDATES_BUNDLE_MAX_MB * 1024 * 1024
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        with requests.get(
+            url,
+            headers={"Authorization": f"Bearer {settings.UPDATES_MIRROR_TOKEN}"},
+            stream=True,
+            timeout=settings.UPDATES_SOURCE_TIMEOUT_SECONDS,
+        ) as response:
+            if response.status_code != 200:
+                raise MirrorUnavailable(
+                    f"the mirror answered {response.status_code} for the bundle of "
+                    f"{version}"
+                )
+            with partial.open("wb") as out:
+                for chunk in response.iter_content(1024 * 1024):
+                    written += len(chunk)
+                    if written > limit:
+                        raise MirrorUnavailable(
+                            f"the bundle of {version} is larger than "
+                            "UPDATES_BUNDLE_MAX_MB; the download was stopped"
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+    except requests.RequestException as e:
+        partial.unlink(missing_ok=True)
+        raise MirrorUnavailable(f"the mirror could not be reached: {e}") from None
+    except MirrorUnavailable:
+        partial.unlink(missing_ok=True)
+        raise
+    if expected is not None and (
+        written != expected.size or digest.hexdigest() != expected.sha256
+    ):
+        partial.unlink(missing_ok=True)
+        raise MirrorUnavailable(
+            f"the bundle of {version} from the mirror does not match the signed "
+            "checksum; it was discarded"
+        )
+    os.replace(partial, target)
+    return target

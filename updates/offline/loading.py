@@ -1,0 +1,151 @@
+"""Load a verified bundle's images into Docker and prove they are the signed ones.
+
+For each service the chain is checked (see ``format``): the registry manifest
+file hashes to the digest the signed manifest names; the config digest it
+names is the id Docker gives the loaded image. The loaded image is tagged
+``<repository>:offline-<version>`` so that image clean-ups keep it; the
+pipeline uses it by id (``local_image_for``), never by that tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import docker
+import requests
+
+from updates.models import AvailableRelease, OfflineBundle
+from updates.offline.errors import BundleNotReady, BundleRefused
+from updates.offline.verifying import UnpackedBundle
+from updates.runtime import docker_client
+from updates.runtime.errors import DockerUnavailable
+
+IMAGE_MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def config_digest(registry_manifest: Path, expected_digest: str, service: str) -> str:
+    """The config digest named by a registry manifest whose sha256 is ``expected_digest``."""
+    actual = "sha256:" + _file_sha256(registry_manifest)
+    if actual != expected_digest:
+        raise BundleRefused(
+            f"the registry manifest of {service} hashes to {actual}, not the signed "
+            f"{expected_digest}",
+            code="image_mismatch",
+        )
+    try:
+        data: Any = json.loads(registry_manifest.read_bytes())
+        media_type = data.get("mediaType", IMAGE_MANIFEST_TYPES[1])
+        digest = data["config"]["digest"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BundleRefused(
+            f"the registry manifest of {service} is not an image manifest",
+            code="image_mismatch",
+        ) from None
+    if media_type not in IMAGE_MANIFEST_TYPES or not str(digest).startswith("sha256:"):
+        raise BundleRefused(
+            f"the registry manifest of {service} is a {media_type}; bundles must name "
+            "single-platform image manifests",
+            code="image_mismatch",
+        )
+    return str(digest)
+
+
+def load_images(
+    unpacked: UnpackedBundle, *, client: docker.DockerClient | None = None
+) -> dict[str, str]:
+    """Load every image of the bundle; return {signed reference: local image id}."""
+    by_service = {image.service: image for image in unpacked.contents.images}
+    missing = [
+        i.service for i in unpacked.manifest.images if i.service not in by_service
+    ]
+    if missing:
+        raise BundleRefused(
+            f"the bundle holds no image for {', '.join(missing)}; it cannot install "
+            "the release (build_bundle writes one per service)",
+            code="incomplete",
+        )
+    try:
+        client = client or docker_client()
+    except DockerUnavailable as e:
+        raise BundleNotReady(str(e)) from None
+    loaded: dict[str, str] = {}
+    for signed in unpacked.manifest.images:
+        entry = by_service[signed.service]
+        expected_id = config_digest(
+            unpacked.root / entry.registry_manifest, signed.digest, signed.service
+        )
+        archive = unpacked.root / entry.archive
+        try:
+            with archive.open("rb") as f:
+                images = client.images.load(f)
+        except docker.errors.APIError as e:
+            raise BundleRefused(
+                f"Docker could not load the image of {signed.service}: "
+                f"{e.explanation or e}",
+                code="image_load",
+            ) from None
+        except requests.RequestException as e:
+            raise BundleNotReady(
+                f"the Docker engine stopped answering while loading images: {e}"
+            ) from None
+        ids = {image.id for image in images}
+        if expected_id not in ids:
+            raise BundleRefused(
+                f"the image archive of {signed.service} loaded as "
+                f"{', '.join(sorted(ids)) or 'nothing'}, not the signed image "
+                f"{expected_id}",
+                code="image_mismatch",
+            )
+        image = client.images.get(expected_id)
+        image.tag(signed.repository, tag=f"offline-{unpacked.manifest.version}")
+        loaded[signed.reference] = expected_id
+    return loaded
+
+
+def local_image_for(
+    reference: str, *, client: docker.DockerClient | None = None
+) -> str | None:
+    """The id of a verified, loaded offline image for ``repo@sha256:…``, if present.
+
+    The pipeline uses this id instead of pulling ``reference`` when the
+    registry is out of reach (an offline release).
+    """
+    for bundle in OfflineBundle.objects.filter(
+        state__in=(OfflineBundle.State.VERIFIED, OfflineBundle.State.APPLIED)
+    ):
+        image_id = (bundle.images or {}).get(reference)
+        if not image_id:
+            continue
+        try:
+            found = (client or docker_client()).images.get(image_id)
+        except (docker.errors.ImageNotFound, DockerUnavailable):
+            continue
+        except docker.errors.APIError:
+            continue
+        if found.id == image_id:
+            return str(image_id)
+    return None
+
+
+def images_available(
+    release: AvailableRelease, *, client: docker.DockerClient | None = None
+) -> bool:
+    """True when every image of ``release`` is loaded locally from a verified bundle."""
+    return all(
+        local_image_for(image.reference, client=client) is not None
+        for image in release.manifest().images
+    )

@@ -1,0 +1,280 @@
+"""The steps before anything changes: preflight, fetch, verify, backup, maintenance.
+
+Every step function takes the ``Context`` and returns a short summary for the
+step record, or raises ``StepFailed``. A failure here leaves CLMS untouched
+(until ``maintenance_on`` marks the run as changed).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import docker
+from django.conf import settings
+
+from backups import operations as backups
+from backups.errors import BackupError
+from backups.models import Backup
+from clms_updates import progress
+from updates import runtime
+from updates.models import UpdateRun
+from updates.pipeline import health, maintenance
+from updates.pipeline.context import STEP_SHAPE, Context
+from updates.pipeline.errors import StepFailed
+from updates.pipeline.plan import check_version_rules, image_variable
+from updates.pipeline.records import save_checkpoint
+
+ENV_FILE_LABEL = "com.docker.compose.project.environment_file"
+
+
+def hold_name(run: UpdateRun) -> str:
+    """The retention hold on the backup taken for ``run``."""
+    return f"update-run:{run.pk}"
+
+
+# ---------------------------------------------------------------------------
+# preflight
+# ---------------------------------------------------------------------------
+
+
+def preflight(ctx: Context) -> str:
+    """Engine, services, env file, disk, backup target and current health are fine."""
+    client = ctx.client
+    try:
+        engine = runtime.engine_version(client)
+    except runtime.DockerUnavailable as e:
+        raise StepFailed("docker_unavailable", str(e), transient=True) from None
+    try:
+        services = runtime.find_services(client, ctx.project)
+    except runtime.ServicesNotFound as e:
+        raise StepFailed("services_not_found", f"{e} Nothing was changed.") from None
+    missing = sorted(set(ctx.plan.images) - set(services))
+    if missing:
+        raise StepFailed(
+            "service_missing",
+            f"The release updates the service(s) {', '.join(missing)}, which the "
+            f"compose project {ctx.project!r} does not run (it runs "
+            f"{', '.join(services)}). Check CLMS_COMPOSE_PROJECT; nothing was changed.",
+        )
+    containers = {
+        c.name: service for service in ctx.plan.images for c in services[service]
+    }
+    env_file = _env_file(services)
+    _check_variables(ctx)
+    _check_disk(client)
+    try:
+        backups.check_target_writable()
+    except BackupError as e:
+        raise StepFailed(
+            "backup_target",
+            f"The backup target is not usable, so no safe update is possible: {e} "
+            "Nothing was changed.",
+        ) from None
+    if ctx.run.kind == UpdateRun.Kind.UPDATE:
+        spec = replace(ctx.plan.health, successes=1)
+        try:
+            health.wait_healthy(
+                spec,
+                expect_version=ctx.run.from_version,
+                timeout_seconds=settings.UPDATES_PREFLIGHT_HEALTH_SECONDS,
+                code="stack_unhealthy",
+            )
+        except StepFailed as e:
+            raise StepFailed(
+                "stack_unhealthy",
+                f"CLMS {ctx.run.from_version} is not healthy before the update "
+                f"({e.message}) An update now could not tell its own failure from "
+                "this one; fix the stack first. Nothing was changed.",
+            ) from None
+    save_checkpoint(ctx.run, containers=containers, env_file=str(env_file))
+    return (
+        f"Docker {engine['version']}; services {', '.join(sorted(set(containers.values())))}; "
+        f"env file {env_file}"
+    )
+
+
+def _env_file(services: dict[str, list[docker.models.containers.Container]]) -> Path:
+    configured = settings.CLMS_COMPOSE_ENV_FILE
+    if configured:
+        path = Path(configured)
+    else:
+        labels = {
+            c.labels.get(ENV_FILE_LABEL, "") for cs in services.values() for c in cs
+        }
+        labels.discard("")
+        if len(labels) != 1:
+            raise StepFailed(
+                "env_file_unknown",
+                "The compose env file of the CLMS stack is not known, so a later "
+                "`docker compose up` would undo the update. Set CLMS_COMPOSE_ENV_FILE "
+                "to the stack's env file. Nothing was changed.",
+            )
+        path = Path(labels.pop())
+    if not path.is_file():
+        raise StepFailed(
+            "env_file_missing",
+            f"The compose env file {path} does not exist, so a later `docker compose "
+            "up` would undo the update. Set CLMS_COMPOSE_ENV_FILE to the stack's env "
+            "file. Nothing was changed.",
+        )
+    return path
+
+
+def _check_variables(ctx: Context) -> None:
+    """Two services sharing one env variable must get the same image."""
+    chosen: dict[str, str] = {}
+    for service, reference in ctx.plan.images.items():
+        variable = image_variable(service)
+        if chosen.setdefault(variable, reference) != reference:
+            raise StepFailed(
+                "env_variable_conflict",
+                f"Services share the env variable {variable} but the release gives "
+                "them different images; map each to its own variable with "
+                "CLMS_COMPOSE_IMAGE_VARIABLES. Nothing was changed.",
+            )
+
+
+def _check_disk(client: docker.DockerClient) -> None:
+    minimum = settings.UPDATES_MIN_FREE_DISK_MB
+    places = [Path(settings.BACKUP_DIR)]
+    try:
+        root = client.info().get("DockerRootDir")
+    except docker.errors.DockerException:
+        root = None
+    if root:
+        places.append(Path(root))
+    for place in places:
+        existing = place
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        free_mb = shutil.disk_usage(existing).free // (1024 * 1024)
+        if free_mb < minimum:
+            raise StepFailed(
+                "low_disk",
+                f"Only {free_mb} MB are free at {place}; an update needs at least "
+                f"{minimum} MB there (UPDATES_MIN_FREE_DISK_MB) for the images and "
+                "the backup. Free some space; nothing was changed.",
+            )
+
+
+# ---------------------------------------------------------------------------
+# fetch, verify
+# ---------------------------------------------------------------------------
+
+
+def fetch(ctx: Context) -> str:
+    """Pull every image by digest, publishing bytes downloaded and an ETA."""
+    references = ctx.plan.references
+    low, _ = STEP_SHAPE["fetch"]
+    high, _ = STEP_SHAPE["verify"]
+    started = time.monotonic()
+    for number, reference in enumerate(references, start=1):
+        if "@" not in reference:
+            # A rollback to an image known only by id: it must still be here.
+            _require_local(ctx, reference)
+            continue
+        last = [0.0]
+
+        def report(
+            done: int, total: int, number: int = number, last: list[float] = last
+        ) -> None:
+            now = time.monotonic()
+            if now - last[0] < 0.5 or not total:
+                return
+            last[0] = now
+            share = (number - 1 + done / total) / len(references)
+            rate = done / max(now - started, 0.001)
+            eta = int((total - done) / rate) if rate > 0 else None
+            progress.publish(
+                ctx.run,
+                f"Downloading image {number} of {len(references)}: "
+                f"{done / 1e6:.1f} of {total / 1e6:.1f} MB",
+                percent=int(low + (high - low) * share),
+                eta_seconds=eta,
+            )
+
+        try:
+            runtime.pull_by_digest(ctx.client, reference, progress=report)
+        except (runtime.ImageMismatch, runtime.ImageReferenceRefused) as e:
+            raise StepFailed("digest_mismatch", str(e)) from None
+        except (runtime.ImageNotAvailable, runtime.DockerUnavailable) as e:
+            raise StepFailed("pull_failed", str(e), transient=True) from None
+        ctx.check_lease()
+    return f"{len(references)} image(s) present, pulled by digest"
+
+
+def _require_local(ctx: Context, reference: str) -> None:
+    try:
+        ctx.client.images.get(reference)
+    except docker.errors.ImageNotFound:
+        raise StepFailed(
+            "image_missing",
+            f"The image {reference} is no longer in the Docker engine, so it cannot "
+            "be brought back; nothing was changed.",
+        ) from None
+
+
+def verify(ctx: Context) -> str:
+    """Version rules hold and every pulled image carries its signed digest."""
+    check_version_rules(ctx.run, ctx.plan)
+    for reference in ctx.plan.references:
+        if "@" not in reference:
+            continue
+        try:
+            image = ctx.client.images.get(reference)
+            runtime.verify_image_digest(image, reference)
+        except docker.errors.ImageNotFound:
+            raise StepFailed(
+                "image_missing",
+                f"{reference} was pulled but is gone from the engine; nothing was "
+                "changed. Try again.",
+            ) from None
+        except runtime.ImageMismatch as e:
+            raise StepFailed("digest_mismatch", str(e)) from None
+    return f"signature and {len(ctx.plan.references)} digest(s) verified"
+
+
+# ---------------------------------------------------------------------------
+# backup, maintenance
+# ---------------------------------------------------------------------------
+
+
+def backup(ctx: Context) -> str:
+    """A verified backup of the CLMS database, held until the run ends."""
+    run = ctx.run
+    if run.backup_id:
+        existing = Backup.objects.filter(
+            pk=run.backup_id, status=Backup.Status.VERIFIED
+        ).first()
+        if existing is not None:
+            return f"backup {existing.name} (verified) kept from an earlier pass"
+    try:
+        made = backups.create_verified_backup(
+            reason=f"Before CLMS {run.from_version} -> {run.to_version} (run {run.pk})",
+            clms_version=run.from_version,
+            hold=hold_name(run),
+            user=run.requested_by,
+        )
+    except BackupError as e:
+        raise StepFailed(
+            "backup_failed",
+            f"The backup before the update failed: {e} The update did not start; "
+            "nothing was changed.",
+        ) from None
+    run.backup_id = made.pk
+    run.save(update_fields=["backup_id"])
+    return f"backup {made.name} verified ({made.size or 0} bytes)"
+
+
+def maintenance_on(ctx: Context) -> str:
+    """From here on a failure rolls back; CLMS shows its maintenance message."""
+    save_checkpoint(ctx.run, changed=True)
+    path = maintenance.enter(
+        ctx.run.pk,
+        f"CLMS is being updated to {ctx.run.to_version}; please try again in a few "
+        "minutes.",
+    )
+    return f"maintenance flag at {path}"

@@ -1,0 +1,226 @@
+"""Drive a run through its steps; roll back, finish and report whatever happens.
+
+``execute_run`` is what the beat-fired task calls. It claims the run with the
+model's conditional update (so one worker drives it), holds the lease while it
+works, and ends every path in ``_finish``: maintenance lifted, backup hold
+released, vendor told, admins emailed when it failed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+from backups import operations as backups
+from clms_updates import audit, progress
+from clms_updates.manifest import HealthCheck
+from updates import scheduling
+from updates.models import UpdateRun
+from updates.pipeline import maintenance, reporting, rollback
+from updates.pipeline.context import STEP_ORDER, STEP_SHAPE, Context, eta_after
+from updates.pipeline.errors import LeaseLost, StepFailed
+from updates.pipeline.lease import Lease
+from updates.pipeline.plan import Plan, plan_for
+from updates.pipeline.records import (
+    FAILED,
+    SKIPPED,
+    begin_step,
+    end_step,
+    is_done,
+    save_checkpoint,
+)
+from updates.pipeline.steps import STEP_MESSAGES, STEPS, hold_name
+
+logger = logging.getLogger(__name__)
+
+
+def execute_run(run_id: int) -> None:
+    """Claim run ``run_id`` and drive it to an end state.
+
+    A run that is not scheduled (cancelled, finished, or being driven) is left
+    alone, except one whose worker died: that one is taken over (see
+    ``recovery``).
+    """
+    run = UpdateRun.claim(run_id)
+    if run is None:
+        from updates.pipeline.recovery import recover_run
+
+        if not recover_run(run_id):
+            logger.info("Run %s is not scheduled (cancelled, taken or over)", run_id)
+        return
+    # A fresh attempt starts from scratch: an earlier attempt that was retried
+    # changed nothing, and its backup is too old to protect today's data.
+    run.steps = []
+    run.checkpoint = {}
+    run.backup_id = None
+    run.save(update_fields=["steps", "checkpoint", "backup_id"])
+    drive(run)
+
+
+def drive(run: UpdateRun, *, owner: str | None = None, resumed: bool = False) -> None:
+    """Run every step not done yet, or the rollback; then finish the run."""
+    with Lease(run, owner) as lease:
+        try:
+            _drive(run, lease, resumed=resumed)
+        except LeaseLost:
+            logger.warning("Run %s: another worker took over; stopping here", run.pk)
+
+
+def _drive(run: UpdateRun, lease: Lease, *, resumed: bool) -> None:
+    try:
+        plan = plan_for(run)
+    except StepFailed as e:
+        if run.state == UpdateRun.State.RUNNING and not run.checkpoint.get("changed"):
+            run.fail(e.code, e.message)
+            _finish(run)
+            return
+        # Undoing needs no release: the old images are in the checkpoint.
+        ctx = Context(run=run, plan=Plan(run.from_version, {}, HealthCheck(), None))
+        ctx.lease = lease
+        if run.state == UpdateRun.State.RUNNING:
+            _fail_and_roll_back(ctx, e)
+        else:
+            _roll_back(ctx)
+        return
+    ctx = Context(run=run, plan=plan, lease=lease)
+    if run.state == UpdateRun.State.ROLLING_BACK:
+        _roll_back(ctx)
+        return
+    if resumed:
+        resumes = int(run.checkpoint.get("resumes", 0)) + 1
+        save_checkpoint(run, resumes=resumes)
+        step = run.current_step or "?"
+        progress.publish(run, f"Resuming after the worker stopped during {step}")
+        if resumes > settings.UPDATES_MAX_RESUMES and run.checkpoint.get("changed"):
+            _fail_and_roll_back(
+                ctx,
+                StepFailed(
+                    "worker_lost",
+                    f"The worker driving this run stopped {resumes} times (last "
+                    f"during {step}); the update is rolled back rather than retried "
+                    "again.",
+                ),
+            )
+            return
+    current = ""
+    try:
+        for name in STEP_ORDER:
+            if is_done(run, name):
+                continue
+            ctx.check_lease()
+            current = name
+            _run_step(ctx, name)
+        progress.publish(
+            run, f"CLMS {plan.to_version} is installed and healthy", percent=100
+        )
+        run.succeed()
+    except LeaseLost:
+        raise
+    except StepFailed as e:
+        end_step(
+            run,
+            current,
+            f"{current} failed: {e.message}",
+            status=FAILED,
+            detail=e.message,
+        )
+        _on_failure(ctx, e)
+        return
+    except Exception as e:  # a bug or a lost database: roll back if anything changed
+        logger.exception("Run %s failed unexpectedly in %s", run.pk, current)
+        failure = StepFailed(
+            "internal_error",
+            f"Unexpected error in {current or 'the pipeline'}: {type(e).__name__}: "
+            f"{e}. See the agent's log.",
+        )
+        try:
+            end_step(
+                run,
+                current,
+                f"{current} failed: {failure.message}",
+                status=FAILED,
+                detail=failure.message,
+            )
+        except Exception:
+            logger.exception("Could not record the failure of run %s", run.pk)
+            raise e from None
+        _on_failure(ctx, failure)
+        return
+    _finish(run)
+
+
+def _run_step(ctx: Context, name: str) -> None:
+    percent, _ = STEP_SHAPE[name]
+    begin_step(
+        ctx.run, name, STEP_MESSAGES[name], percent=percent, eta_seconds=eta_after(name)
+    )
+    detail = STEPS[name](ctx)
+    if detail is None:
+        end_step(ctx.run, name, f"{name}: nothing to do", status=SKIPPED)
+    else:
+        end_step(ctx.run, name, f"{name}: {detail}", detail=detail)
+
+
+def _on_failure(ctx: Context, failure: StepFailed) -> None:
+    run = ctx.run
+    if run.checkpoint.get("changed"):
+        _fail_and_roll_back(ctx, failure)
+        return
+    if failure.transient and scheduling.retry_or_fail(
+        run, failure.code, failure.message
+    ):
+        logger.info("Run %s: %s; retry planned", run.pk, failure.message)
+        return
+    if run.state == UpdateRun.State.RUNNING:
+        run.fail(failure.code, failure.message)
+    _finish(run)
+
+
+def _fail_and_roll_back(ctx: Context, failure: StepFailed) -> None:
+    rollback.start(ctx.run, failure.code, failure.message)
+    _roll_back(ctx)
+
+
+def _roll_back(ctx: Context) -> None:
+    run = ctx.run
+    try:
+        rollback.roll_back(ctx)
+    except rollback.RollbackFailed as e:
+        run.fail(
+            "rollback_failed",
+            f"{run.error_code}: {run.error_message} Then the rollback failed: {e}",
+        )
+    else:
+        run.finish_rollback()
+    _finish(run)
+
+
+def _finish(run: UpdateRun) -> None:
+    """Whatever the outcome: lift maintenance, release the hold, report, alert."""
+    flag = maintenance.current()
+    if flag is not None and flag.get("run_id") in (run.pk, None):
+        maintenance.lift()
+    try:
+        backups.release_hold(hold_name(run))
+    except Exception:
+        logger.exception("Could not release the backup hold of run %s", run.pk)
+    if run.state == UpdateRun.State.FAILED:
+        reporting.alert_admins(run)
+    if run.kind == UpdateRun.Kind.ROLLBACK:
+        audit.record(
+            "updates.rollback.finished",
+            user=run.requested_by,
+            target=f"run {run.pk}",
+            outcome=run.state,
+            from_version=run.from_version,
+            to_version=run.to_version,
+            error_code=run.error_code,
+        )
+    if not reporting.send_report(run):
+        from updates.tasks import report_run
+
+        try:
+            report_run.apply_async(args=(run.pk,), countdown=60)
+        except Exception:  # the broker is down too: the report waits for a look
+            logger.exception("Could not queue the report of run %s", run.pk)
