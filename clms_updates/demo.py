@@ -105,6 +105,21 @@ def publish_demo_releases(release_files: list[Path]) -> None:
             _say(f"Publishing {path.name} failed:\n{result.stderr.strip()}")
 
 
+def _first_check(port: int) -> None:
+    """Once the web server answers, check for updates so the manager shows them."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not localservices.port_open(port):
+        time.sleep(0.5)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check_updates"],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    _say("First update check: " + (result.stdout or result.stderr).strip())
+
+
 def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
@@ -125,13 +140,6 @@ def main() -> int:
         manage("seed_demo")
         os.environ.update(demo_clms.load_env_file(var / "demo-agent.env"))
         publish_demo_releases(release_files)
-        if release_files:
-            # A first check, so the update manager shows what is available.
-            subprocess.run(
-                [sys.executable, "manage.py", "check_updates"],
-                cwd=BASE_DIR,
-                check=False,
-            )
         commands = {
             "web": [
                 sys.executable,
@@ -187,6 +195,9 @@ def main() -> int:
         )
         if release_files:
             _say(f"The demo CLMS app answers at {os.environ['CLMS_APP_URL']}/health.")
+            threading.Thread(
+                target=_first_check, args=(int(port),), daemon=True
+            ).start()
         _say("Ctrl-C stops everything.")
         while True:
             for name, process in children.items():

@@ -63,8 +63,8 @@ def _release_file(folder: Path, version: str, image_ref: str) -> Path:
         "health": {
             "path": "/health",
             "expected_status": 200,
-            "body_field": "version",
-            "body_value": version,
+            "body_field": "status",
+            "body_value": "ok",
             "successes": 3,
             "interval_ms": 300,
             "timeout_seconds": 30,

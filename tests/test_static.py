@@ -10,7 +10,9 @@ pytestmark = pytest.mark.django_db
 def test_the_stylesheet_is_served(client) -> None:
     response = client.get("/static/css/app.css")
     assert response.status_code == 200
-    body = b"".join(response.streaming_content) if response.streaming else response.content
+    body = (
+        b"".join(response.streaming_content) if response.streaming else response.content
+    )
     assert b".topbar" in body
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.utils import timezone
 
@@ -30,6 +31,7 @@ class Recovery:
     recovered: list[int] = field(default_factory=list)
     recheck_after: float | None = None
     lifted_flag: bool = False
+    reports_queued: int = 0
 
 
 def recover_run(run_id: int, owner: str | None = None) -> bool:
@@ -71,6 +73,7 @@ def recover_runs() -> Recovery:
         left = lease - (timezone.now() - beat).total_seconds()
         wait = max(1.0, left + 1)
         result.recheck_after = min(result.recheck_after or wait, wait)
+    result.reports_queued = _queue_missing_reports()
     still_active = UpdateRun.objects.filter(
         state__in=(UpdateRun.State.RUNNING, UpdateRun.State.ROLLING_BACK)
     ).exists()
@@ -83,6 +86,39 @@ def recover_runs() -> Recovery:
             )
             result.lifted_flag = maintenance.lift()
     return result
+
+
+def _queue_missing_reports() -> int:
+    """Runs that ended in the last week but whose report never reached the vendor.
+
+    A worker killed between a run's end and its report leaves one behind; the
+    report task retries while the vendor does not answer.
+    """
+    from django.conf import settings
+
+    from updates.tasks import report_run
+
+    if not settings.UPDATES_VENDOR_URL:
+        return 0
+    since = timezone.now() - timedelta(days=7)
+    pending = UpdateRun.objects.filter(
+        state__in=(
+            UpdateRun.State.SUCCEEDED,
+            UpdateRun.State.ROLLED_BACK,
+            UpdateRun.State.FAILED,
+        ),
+        finished_at__gte=since,
+        reported_at__isnull=True,
+    ).values_list("pk", flat=True)
+    count = 0
+    for run_id in pending:
+        try:
+            report_run.delay(run_id)
+        except Exception:  # no broker: the next worker start tries again
+            logger.exception("Could not queue the report of run %s", run_id)
+            break
+        count += 1
+    return count
 
 
 def on_worker_start() -> None:

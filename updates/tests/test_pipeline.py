@@ -8,12 +8,15 @@ the real pipeline on it; only the Celery worker is left out (see
 from __future__ import annotations
 
 import io
+import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from backups.models import Backup
@@ -260,3 +263,80 @@ def test_a_run_whose_worker_still_beats_is_not_taken_over(
     result = pipeline.recover_runs()
     assert result.recovered == []
     assert result.recheck_after is not None
+
+
+def test_too_little_free_disk_stops_the_update_before_anything_changes(
+    agent_stack: AgentStack, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.UPDATES_MIN_FREE_DISK_MB = 10**9
+    images_before = container_images(agent_stack)
+
+    run = run_now(agent_stack.release_for("1.0.1"))
+
+    assert run.state == UpdateRun.State.FAILED
+    assert run.error_code == "low_disk"
+    assert "UPDATES_MIN_FREE_DISK_MB" in run.error_message
+    assert container_images(agent_stack) == images_before
+    assert maintenance.current() is None
+
+
+def test_an_image_the_registry_cannot_serve_is_retried_later_without_changes(
+    agent_stack: AgentStack,
+) -> None:
+    registry = agent_stack.images["1.0.1"].split("/")[0]
+    missing = f"{registry}/clms/app@sha256:{'0' * 64}"
+    agent_stack.images["missing"] = missing
+    images_before = container_images(agent_stack)
+
+    run = run_now(agent_stack.release_for("missing", version="1.0.1"))
+
+    assert run.state == UpdateRun.State.SCHEDULED
+    assert run.next_retry_at is not None and run.next_retry_at > timezone.now()
+    assert "pull_failed" in run.error_message
+    assert container_images(agent_stack) == images_before
+    assert run.backup_id is None
+
+
+def test_a_rollback_that_cannot_restore_the_data_fails_and_alerts_the_admins(
+    agent_stack: AgentStack, settings
+) -> None:  # type: ignore[no-untyped-def]
+    release = agent_stack.release_for("1.1.0-badmigration")
+    run = scheduling.create_run(
+        to_version=release.version,
+        release=release,
+        at=timezone.now(),
+        forced=True,
+        trigger=False,
+    )
+
+    def rot_the_backup() -> None:
+        """The backup file goes bad after it was verified (a disk error)."""
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                row = UpdateRun.objects.filter(pk=run.pk).values(
+                    "backup_id", "current_step"
+                )[0]
+                if row["backup_id"] and row["current_step"] in ("apply", "migrate"):
+                    backup = Backup.objects.get(pk=row["backup_id"])
+                    (Path(settings.BACKUP_DIR) / backup.file_name).write_bytes(b"x")
+                    return
+                time.sleep(0.02)
+        finally:
+            connection.close()
+
+    saboteur = threading.Thread(target=rot_the_backup)
+    saboteur.start()
+    pipeline.execute_run(run.pk)
+    saboteur.join()
+    run.refresh_from_db()
+
+    assert run.state == UpdateRun.State.FAILED, run.log
+    assert run.error_code == "rollback_failed"
+    assert "migration_failed" in run.error_message
+    assert "truncated" in run.error_message
+    assert [m.subject for m in mail.outbox] == [
+        "URGENT: CLMS update to 1.1.0 failed and rollback failed"
+    ]
+    assert f"backup (id {run.backup_id})" in mail.outbox[0].body
+    assert maintenance.current() is None
