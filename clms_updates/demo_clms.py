@@ -80,7 +80,12 @@ def start(var: Path) -> tuple[list[localservices.Service], dict[str, str], list[
     """Bring the demo installation up; return (services, agent env, release files)."""
     import docker
 
-    from tests.demo_stack import build_and_push, project_containers, start_stack
+    from tests.demo_stack import (
+        build_and_push,
+        project_containers,
+        start_stack,
+        stop_stack,
+    )
     from tests.demo_stack import seed as seed_database
 
     services: list[localservices.Service] = []
@@ -109,6 +114,11 @@ def start(var: Path) -> tuple[list[localservices.Service], dict[str, str], list[
     running = [
         c for c in project_containers(client, PROJECT) if "previous" not in c.name
     ]
+    if running and created:
+        # var/ was wiped but the engine kept the old stack: start over with it.
+        stop_stack(client, PROJECT)
+        env_file.unlink(missing_ok=True)
+        running = []
     if running:
         for container in running:
             if container.status != "running":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from updates.models import (
     AgentState,
     AvailableRelease,
+    BannerDismissal,
     BlackoutPeriod,
     MaintenanceWindow,
     UpdateCheck,
@@ -46,3 +48,19 @@ class AvailableReleaseAdmin(admin.ModelAdmin):
 admin.site.register(AgentState)
 admin.site.register(MaintenanceWindow)
 admin.site.register(BlackoutPeriod)
+
+
+@admin.register(BannerDismissal)
+class BannerDismissalAdmin(admin.ModelAdmin):
+    """Who hid which optional release's banner; kept by the Hide button only."""
+
+    list_display = ["user", "release", "dismissed_at"]
+    readonly_fields = ["user", "release", "dismissed_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: BannerDismissal | None = None
+    ) -> bool:
+        return False

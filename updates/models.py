@@ -498,3 +498,51 @@ class OfflineBundle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.state})"
+
+
+class BannerDismissal(models.Model):
+    """One user hid the banner of one optional release, on every session and device.
+
+    Only optional releases are recorded (``record`` refuses a critical one), and
+    a dismissal names one release: a newer release has no row, so it shows again.
+    The unique pair makes a second click, or two clicks racing, one row.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="banner_dismissals",
+    )
+    release = models.ForeignKey(
+        AvailableRelease, on_delete=models.CASCADE, related_name="dismissals"
+    )
+    dismissed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-dismissed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "release"], name="updates_dismiss_banner_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} hid CLMS {self.release.version}"
+
+    @classmethod
+    def record(cls, user: Any, release: AvailableRelease) -> BannerDismissal:
+        """Hide ``release``'s banner for ``user``; a critical release is refused."""
+        if release.critical:
+            raise InvalidTransition(
+                f"CLMS {release.version} is a critical update; its notice cannot "
+                "be hidden."
+            )
+        dismissal, _ = cls.objects.get_or_create(user=user, release=release)
+        return dismissal
+
+    @classmethod
+    def hides(cls, user: Any, release: AvailableRelease) -> bool:
+        """Whether ``user`` hid ``release``'s banner (never true of a critical one)."""
+        if release.critical or not getattr(user, "is_authenticated", False):
+            return False
+        return cls.objects.filter(user=user, release=release).exists()

@@ -21,7 +21,13 @@ from django.utils.safestring import SafeString, mark_safe
 
 from clms_updates import health
 from updates import checking, scheduling
-from updates.models import AgentState, AvailableRelease, UpdateCheck, UpdateRun
+from updates.models import (
+    AgentState,
+    AvailableRelease,
+    BannerDismissal,
+    UpdateCheck,
+    UpdateRun,
+)
 
 # The steps a run goes through (``updates.pipeline.steps.STEPS``), in order, with
 # the words the page uses; then the steps of an automatic rollback. A step the
@@ -43,9 +49,6 @@ ROLLBACK_STEPS: tuple[tuple[str, str], ...] = (
     ("rollback_health", "Health check of the previous version"),
 )
 STEP_LABELS = dict(UPDATE_STEPS) | dict(ROLLBACK_STEPS)
-
-# Session key of the optional releases a user hid from the banner.
-DISMISSED_SESSION_KEY = "updates_dismissed_releases"
 
 # Tags and attributes a changelog may use once rendered from Markdown.
 CHANGELOG_TAGS = {
@@ -123,6 +126,18 @@ def deadline_of(
     return Deadline(
         release.force_after, int((release.force_after - now).total_seconds())
     )
+
+
+def banner_release(user: Any) -> AvailableRelease | None:
+    """The release the banner tells ``user`` about, or None when there is none.
+
+    A release the user hid (``BannerDismissal``) is left out, on every session and
+    device; a critical release always shows, and a newer release shows again.
+    """
+    release = checking.latest_release()
+    if release is None or BannerDismissal.hides(user, release):
+        return None
+    return release
 
 
 def manager_context(now: datetime | None = None) -> dict[str, Any]:

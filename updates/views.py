@@ -32,8 +32,6 @@ logger = logging.getLogger(__name__)
 
 View = Callable[..., HttpResponse]
 
-DISMISSED_SESSION_KEY = presenting.DISMISSED_SESSION_KEY
-
 
 def _forbidden(request: HttpRequest, need: str) -> HttpResponse:
     return render(

@@ -19,14 +19,8 @@ from clms_updates import audit, progress
 from clms_updates.models import AuditEntry
 from updates import presenting, scheduling
 from updates.forms import AuditFilterForm, HistoryFilterForm, RollbackForm
-from updates.models import AgentState, AvailableRelease, UpdateRun
-from updates.views import (
-    DISMISSED_SESSION_KEY,
-    admin_required,
-    safe_next,
-    start_soon,
-    viewer_required,
-)
+from updates.models import AgentState, AvailableRelease, BannerDismissal, UpdateRun
+from updates.views import admin_required, safe_next, start_soon, viewer_required
 
 # ---------------------------------------------------------------------------
 # Runs: progress, history, rollback
@@ -137,7 +131,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 @require_POST
 @viewer_required
 def dismiss_banner(request: HttpRequest) -> HttpResponse:
-    """Hide an optional release's banner for this user; critical ones stay."""
+    """Hide an optional release's banner for this user on every device; critical stay."""
     version = request.POST.get("version", "")
     release = AvailableRelease.objects.filter(version=version).first()
     if release is None:
@@ -145,16 +139,16 @@ def dismiss_banner(request: HttpRequest) -> HttpResponse:
     elif release.critical:
         messages.error(
             request,
-            f"CLMS {release.version} is a critical update; its notice stays until it "
-            "is installed.",
+            f"CLMS {release.version} is a critical update, so its notice cannot be "
+            "hidden; it stays until the update is installed. Open Updates to "
+            "schedule it.",
         )
     else:
-        dismissed = set(request.session.get(DISMISSED_SESSION_KEY, []))
-        dismissed.add(release.version)
-        request.session[DISMISSED_SESSION_KEY] = sorted(dismissed)
+        BannerDismissal.record(request.user, release)
         messages.info(
             request,
-            f"The notice about CLMS {release.version} is hidden. The update manager "
-            "still lists it.",
+            f"The notice about CLMS {release.version} is hidden for you on every "
+            "device. The update manager still lists it, and a newer release shows "
+            "again.",
         )
     return redirect(safe_next(request, reverse("updates:manager")))

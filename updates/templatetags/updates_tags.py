@@ -9,7 +9,7 @@ from django import template
 from django.conf import settings
 
 from clms_updates.permissions import is_school_viewer
-from updates import checking, presenting
+from updates import presenting
 
 register = template.Library()
 
@@ -53,8 +53,9 @@ def badge(state: str) -> str:
 def update_banner(context: template.Context) -> dict[str, Any]:
     """The notice about an available update, on every school page.
 
-    Optional releases can be hidden per user (``dismiss_banner``); a critical one
-    always shows, with the time left before its deadline.
+    Optional releases can be hidden per user and release (``dismiss_banner``,
+    kept as a ``BannerDismissal``); a critical one always shows, with the time
+    left before its deadline.
     """
     request = context.get("request")
     user = getattr(request, "user", None)
@@ -65,13 +66,8 @@ def update_banner(context: template.Context) -> dict[str, Any]:
         or not is_school_viewer(user)
     ):
         return {"show": False}
-    release = checking.latest_release()
+    release = presenting.banner_release(user)
     if release is None:
-        return {"show": False}
-    dismissed = release.version in request.session.get(
-        presenting.DISMISSED_SESSION_KEY, []
-    )
-    if dismissed and not release.critical:
         return {"show": False}
     return {
         "show": True,

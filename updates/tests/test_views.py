@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from clms_updates.models import AuditEntry
 from updates import scheduling
-from updates.models import AgentState, MaintenanceWindow, UpdateCheck, UpdateRun
+from updates.models import (
+    AgentState,
+    BannerDismissal,
+    MaintenanceWindow,
+    UpdateCheck,
+    UpdateRun,
+)
 from updates.tests.factories import make_release, make_run, make_weeknight_window
 
 pytestmark = pytest.mark.django_db
@@ -383,11 +389,70 @@ def test_a_critical_banner_cannot_be_hidden_and_counts_down(viewer) -> None:
     make_release(
         "1.1.0", critical=True, force_after=timezone.now() + timedelta(hours=5)
     )
-    viewer.post(reverse("updates:dismiss_banner"), {"version": "1.1.0"})
+    response = viewer.post(
+        reverse("updates:dismiss_banner"), {"version": "1.1.0"}, follow=True
+    )
+    assert "is a critical update, so its notice cannot be hidden" in (
+        response.content.decode()
+    )
+    assert not BannerDismissal.objects.exists()
     page = viewer.get(reverse("updates:history")).content.decode()
     assert "Critical update:" in page
     assert "data-deadline=" in page
     assert "Hide the notice" not in page
+
+
+def test_a_hidden_banner_stays_hidden_after_logging_in_again_elsewhere(
+    viewer, school_viewer
+) -> None:
+    make_release("1.1.0")
+    viewer.post(reverse("updates:dismiss_banner"), {"version": "1.1.0"})
+    viewer.logout()
+    other_device = login(Client(), school_viewer)
+    page = other_device.get(reverse("backups:list")).content.decode()
+    assert "Update available:" not in page
+    assert BannerDismissal.objects.get().user == school_viewer
+
+
+def test_hiding_the_banner_for_one_user_leaves_it_for_another(
+    viewer, school_admin
+) -> None:
+    make_release("1.1.0")
+    viewer.post(reverse("updates:dismiss_banner"), {"version": "1.1.0"})
+    colleague = login(Client(), school_admin)
+    assert (
+        "Update available:" in colleague.get(reverse("backups:list")).content.decode()
+    )
+    assert (
+        "Update available:" not in viewer.get(reverse("backups:list")).content.decode()
+    )
+
+
+def test_hiding_the_same_release_twice_keeps_one_dismissal(viewer) -> None:
+    make_release("1.1.0")
+    viewer.post(reverse("updates:dismiss_banner"), {"version": "1.1.0"})
+    viewer.post(reverse("updates:dismiss_banner"), {"version": "1.1.0"})
+    assert BannerDismissal.objects.count() == 1
+
+
+def test_a_newer_release_shows_the_banner_again_after_one_was_hidden(viewer) -> None:
+    make_release("1.1.0")
+    viewer.post(reverse("updates:dismiss_banner"), {"version": "1.1.0"})
+    assert (
+        "Update available:" not in viewer.get(reverse("backups:list")).content.decode()
+    )
+    make_release("1.2.0")
+    page = viewer.get(reverse("backups:list")).content.decode()
+    assert "Update available:" in page
+    assert "CLMS 1.2.0" in page
+
+
+def test_a_hidden_release_shows_again_once_it_is_marked_critical(viewer) -> None:
+    release = make_release("1.1.0")
+    viewer.post(reverse("updates:dismiss_banner"), {"version": "1.1.0"})
+    release.critical = True
+    release.save(update_fields=["critical"])
+    assert "Critical update:" in viewer.get(reverse("backups:list")).content.decode()
 
 
 def test_the_health_part_says_when_clms_does_not_answer_and_what_to_set(
