@@ -61,7 +61,7 @@ def apply(ctx: Context) -> str:
             runtime.recreate_container(
                 client,
                 name,
-                ctx.plan.images[service],
+                ctx.image_for(service),
                 stop_timeout=settings.UPDATES_STOP_TIMEOUT_SECONDS,
             )
         except (runtime.DockerRuntimeError, docker.errors.APIError) as e:
@@ -100,7 +100,7 @@ def migrate(ctx: Context) -> str | None:
         result = runtime.run_one_off(
             client,
             snapshot,
-            ctx.plan.images[migration.service],
+            ctx.image_for(migration.service),
             list(migration.command),
             purpose="migrate",
             timeout=settings.UPDATES_MIGRATION_TIMEOUT_SECONDS,

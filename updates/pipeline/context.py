@@ -72,6 +72,16 @@ class Context:
         """Container name -> service, for the services this run changes."""
         return dict(self.checkpoint.get("containers") or {})
 
+    def image_for_reference(self, reference: str) -> str:
+        """What to run for ``reference``: as fetched (an offline image's id) or itself."""
+        return str(
+            (self.checkpoint.get("local_images") or {}).get(reference, reference)
+        )
+
+    def image_for(self, service: str) -> str:
+        """What to run for ``service``'s image in the plan (see ``image_for_reference``)."""
+        return self.image_for_reference(self.plan.images[service])
+
     def check_lease(self) -> None:
         if self.lease is not None:
             self.lease.check()

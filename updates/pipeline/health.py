@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -32,6 +32,20 @@ class Probe:
     body: dict[str, Any]
     healthy: bool
     reason: str
+
+
+def for_version(spec: HealthCheck, *, written_for: str, version: str) -> HealthCheck:
+    """``spec`` as it applies to ``version`` when it was written for ``written_for``.
+
+    A release's check may demand its own version in a body field
+    (``body_value`` equal to the release's version). Checking another version
+    with it (the installed one before an update, the old one after a
+    rollback) expects that version there instead; every other part (path,
+    status, a field whose value is not the release's version) applies as is.
+    """
+    if spec.body_field and spec.body_value and spec.body_value == written_for:
+        return replace(spec, body_value=version)
+    return spec
 
 
 def health_url(spec: HealthCheck) -> str:

@@ -19,6 +19,7 @@ from clms_updates.manifest import HealthCheck, ManifestError, Migration, parse_v
 from updates import trust
 from updates.models import AgentState, UpdateRun
 from updates.pipeline.errors import StepFailed
+from updates.pipeline.health import for_version
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,13 @@ def _rollback_plan(run: UpdateRun) -> Plan:
         images.setdefault(item["service"], item["image"])
     health = HealthCheck()
     if source.release is not None:
-        health = source.release.manifest().health
+        # The check was written for the version being undone; the older one
+        # is expected wherever it names that version.
+        health = for_version(
+            source.release.manifest().health,
+            written_for=run.from_version,
+            version=run.to_version,
+        )
     return Plan(to_version=run.to_version, images=images, health=health, migration=None)
 
 

@@ -19,7 +19,7 @@ from backups import operations as backups
 from backups.errors import BackupError
 from backups.models import Backup
 from clms_updates import progress
-from updates import runtime
+from updates import offline, runtime
 from updates.models import UpdateRun
 from updates.pipeline import health, maintenance
 from updates.pipeline.context import STEP_SHAPE, Context
@@ -74,7 +74,11 @@ def preflight(ctx: Context) -> str:
             "Nothing was changed.",
         ) from None
     if ctx.run.kind == UpdateRun.Kind.UPDATE:
-        spec = replace(ctx.plan.health, successes=1)
+        spec = health.for_version(
+            replace(ctx.plan.health, successes=1),
+            written_for=ctx.plan.to_version,
+            version=ctx.run.from_version,
+        )
         try:
             health.wait_healthy(
                 spec,
@@ -165,16 +169,47 @@ def _check_disk(client: docker.DockerClient) -> None:
 # ---------------------------------------------------------------------------
 
 
+def local_image(client: docker.DockerClient, reference: str) -> str | None:
+    """What to run for the signed ``repo@sha256:…`` without pulling, if anything.
+
+    - The image is in the engine under that digest (pulled earlier, or on a
+      machine that already has it) and its RepoDigests carry it: the
+      reference itself.
+    - An offline bundle's image: ``docker load`` keeps no RepoDigests, so the
+      engine cannot vouch for it; the loader proved the chain (the bundle's
+      registry manifest hashes to the signed digest and names the config
+      digest that is the loaded image's id) and recorded it on the bundle.
+      That image id.
+    - Otherwise None: it must be pulled.
+    """
+    runtime.parse_digest_reference(reference)  # refuses tags and malformed digests
+    try:
+        runtime.verify_image_digest(client.images.get(reference), reference)
+    except (docker.errors.APIError, runtime.ImageMismatch):
+        pass  # not here under that digest (ImageNotFound is an APIError)
+    else:
+        return reference
+    return offline.local_image_for(reference, client=client)
+
+
 def fetch(ctx: Context) -> str:
-    """Pull every image by digest, publishing bytes downloaded and an ETA."""
+    """Pull every image by digest (unless it is here and matched), with bytes and an ETA."""
     references = ctx.plan.references
     low, _ = STEP_SHAPE["fetch"]
     high, _ = STEP_SHAPE["verify"]
     started = time.monotonic()
+    present: dict[str, str] = {}
     for number, reference in enumerate(references, start=1):
         if "@" not in reference:
             # A rollback to an image known only by id: it must still be here.
             _require_local(ctx, reference)
+            continue
+        try:
+            here = local_image(ctx.client, reference)
+        except runtime.ImageReferenceRefused as e:
+            raise StepFailed("digest_mismatch", str(e)) from None
+        if here is not None:
+            present[reference] = here
             continue
         last = [0.0]
 
@@ -203,7 +238,18 @@ def fetch(ctx: Context) -> str:
         except (runtime.ImageNotAvailable, runtime.DockerUnavailable) as e:
             raise StepFailed("pull_failed", str(e), transient=True) from None
         ctx.check_lease()
-    return f"{len(references)} image(s) present, pulled by digest"
+    # apply and migrate run what is recorded here (an offline image by its id).
+    save_checkpoint(ctx.run, local_images=present)
+    pulled = len([r for r in references if "@" in r]) - len(present)
+    loaded = len([r for r, use in present.items() if use != r])
+    parts = [f"{pulled} image(s) pulled by digest"]
+    if len(present) - loaded:
+        parts.append(
+            f"{len(present) - loaded} already in the engine under the signed digest"
+        )
+    if loaded:
+        parts.append(f"{loaded} loaded from a verified offline bundle")
+    return "; ".join(parts)
 
 
 def _require_local(ctx: Context, reference: str) -> None:
@@ -222,6 +268,17 @@ def verify(ctx: Context) -> str:
     check_version_rules(ctx.run, ctx.plan)
     for reference in ctx.plan.references:
         if "@" not in reference:
+            continue
+        use = ctx.image_for_reference(reference)
+        if use != reference:
+            # An offline image: the loader's record must still vouch for it.
+            if offline.local_image_for(reference, client=ctx.client) != use:
+                raise StepFailed(
+                    "digest_mismatch",
+                    f"The offline image {use} is no longer recorded as the signed "
+                    f"{reference} by a verified bundle (or is gone from the engine); "
+                    "it was not used and nothing was changed. Scan the bundle again.",
+                )
             continue
         try:
             image = ctx.client.images.get(reference)

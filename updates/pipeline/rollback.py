@@ -152,8 +152,11 @@ def _restore_database(ctx: Context) -> str:
 
 
 def _check_old_health(ctx: Context) -> str:
+    spec = health.for_version(
+        ctx.plan.health, written_for=ctx.plan.to_version, version=ctx.run.from_version
+    )
     result = health.wait_healthy(
-        ctx.plan.health,
+        spec,
         expect_version=ctx.run.from_version,
         crashed=crash_watch(ctx),
         code="rollback_unhealthy",

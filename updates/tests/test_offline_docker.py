@@ -8,6 +8,7 @@ from django.core.cache import cache
 
 from updates import checking, offline
 from updates.models import AvailableRelease, OfflineBundle, UpdateCheck, UpdateRun
+from updates.pipeline.preparing import local_image
 from updates.runtime import forget_client
 from updates.tests.bundles import (  # noqa: F401  (fixture)
     BundleSpec,
@@ -112,3 +113,21 @@ def test_applying_a_verified_bundle_schedules_the_same_pipeline_now(
     assert run.to_version == "1.0.2"
     assert run.release is not None and run.release.source == "offline"
     assert run.state == UpdateRun.State.SCHEDULED
+
+
+def test_the_pipeline_runs_a_loaded_image_by_id_only_while_a_verified_bundle_vouches(
+    agent, vendor_key, engine
+):
+    image = real_image(engine, text="pipeline")
+    bundle_of(agent, vendor_key, [image])
+    [bundle] = offline.scan_offline_folder()
+    loaded = offline.local_image_for(image.reference)
+    assert loaded is not None
+    # docker load keeps no RepoDigests: the engine alone cannot vouch for it.
+    with pytest.raises(docker.errors.ImageNotFound):
+        engine.images.get(image.reference)
+
+    assert local_image(engine, image.reference) == loaded
+
+    OfflineBundle.objects.filter(pk=bundle.pk).update(state=OfflineBundle.State.REFUSED)
+    assert local_image(engine, image.reference) is None

@@ -20,6 +20,7 @@ from django.db import connection
 from django.utils import timezone
 
 from backups.models import Backup
+from clms_updates import manifest as m
 from clms_updates.models import AuditEntry
 from tests.demo_stack import health
 from updates import pipeline, runtime, scheduling, tasks
@@ -127,6 +128,55 @@ def test_an_unhealthy_release_is_rolled_back_to_the_old_containers(
     release.refresh_from_db()
     assert release.rolled_back is True
     assert mail.outbox == []
+
+
+def version_check(version: str) -> m.HealthCheck:
+    """A release's check that demands its own version in the body (as make run's)."""
+    return m.HealthCheck(
+        path="/health",
+        body_field="version",
+        body_value=version,
+        successes=3,
+        interval_ms=200,
+        timeout_seconds=8,
+    )
+
+
+def test_a_release_checking_for_its_own_version_updates_and_rolls_back_by_hand(
+    agent_stack: AgentStack,
+) -> None:
+    release = agent_stack.release_for("1.0.1", health=version_check("1.0.1"))
+
+    update = run_now(release)
+
+    assert update.state == UpdateRun.State.SUCCEEDED, update.log
+    preflight = next(s for s in update.steps if s["name"] == "preflight")
+    assert preflight["status"] == "done"
+    fetch = next(s for s in update.steps if s["name"] == "fetch")
+    # The demo image is already in the engine under its signed digest.
+    assert "already in the engine under the signed digest" in fetch["detail"], fetch
+    assert health(agent_stack.stack.health_url)[1]["version"] == "1.0.1"
+
+    call_command("rollback_update", "--reason", "try the check", stdout=io.StringIO())
+
+    rollback = UpdateRun.objects.get(kind=UpdateRun.Kind.ROLLBACK)
+    assert rollback.state == UpdateRun.State.SUCCEEDED, rollback.log
+    assert health(agent_stack.stack.health_url)[1]["version"] == "1.0.0"
+
+
+def test_after_a_failed_update_the_old_version_passes_the_check_written_for_the_new(
+    agent_stack: AgentStack,
+) -> None:
+    release = agent_stack.release_for("1.1.0-crash", health=version_check("1.1.0"))
+
+    run = run_now(release)
+
+    assert run.state == UpdateRun.State.ROLLED_BACK, run.log
+    assert run.error_code == "container_crashed"
+    back = next(s for s in run.steps if s["name"] == "rollback_health")
+    assert back["status"] == "done", run.log
+    assert health(agent_stack.stack.health_url)[1]["version"] == "1.0.0"
+    assert AgentState.load().installed_version == "1.0.0"
 
 
 def test_a_failed_migration_restores_the_database_from_the_backup(

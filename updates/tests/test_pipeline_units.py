@@ -90,6 +90,52 @@ def test_an_answer_from_the_wrong_version_is_not_healthy(clms_app) -> None:  # t
     assert "reports version 1.0.0, expected 1.0.1" in result.reason
 
 
+VERSION_SPEC = HealthCheck(
+    path="/health",
+    body_field="version",
+    body_value="1.0.2",
+    successes=1,
+    interval_ms=50,
+    timeout_seconds=1,
+)
+
+
+def test_a_check_naming_the_release_version_expects_the_installed_one_before_the_update(
+    clms_app,
+) -> None:  # type: ignore[no-untyped-def]
+    clms_app.append((200, {"status": "ok", "version": "1.0.0"}))
+    as_written = health.probe(VERSION_SPEC, expect_version="1.0.0")
+    assert as_written.healthy is False  # the bug preflight had
+
+    spec = health.for_version(VERSION_SPEC, written_for="1.0.2", version="1.0.0")
+
+    assert spec.body_value == "1.0.0"
+    assert (spec.path, spec.expected_status, spec.body_field) == (
+        "/health",
+        200,
+        "version",
+    )
+    assert health.probe(spec, expect_version="1.0.0").healthy is True
+
+
+def test_the_installed_version_must_still_answer_the_status_the_release_expects(
+    clms_app,
+) -> None:  # type: ignore[no-untyped-def]
+    clms_app.append((503, {"status": "failing", "version": "1.0.0"}))
+    spec = health.for_version(VERSION_SPEC, written_for="1.0.2", version="1.0.0")
+    result = health.probe(spec, expect_version="1.0.0")
+    assert result.healthy is False
+    assert "answered 503" in result.reason
+
+
+def test_a_body_value_that_is_not_the_release_version_applies_to_every_version() -> (
+    None
+):
+    assert health.for_version(SPEC, written_for="1.0.2", version="1.0.0") == SPEC
+    other = HealthCheck(body_field="version", body_value="1.0.1")
+    assert health.for_version(other, written_for="1.0.2", version="1.0.0") == other
+
+
 def test_a_crashed_container_fails_the_check_at_once(clms_app) -> None:  # type: ignore[no-untyped-def]
     clms_app.append((503, {"status": "unavailable"}))
     with pytest.raises(StepFailed) as caught:
