@@ -38,7 +38,10 @@ def test_login_then_logout(client, school_admin) -> None:
         {"username": school_admin.username, "password": "pw-school-admin-user"},
     )
     assert response.status_code == 302
-    assert client.get("/").status_code == 200
+    # School staff land on the update manager.
+    home = client.get("/")
+    assert (home.status_code, home["Location"]) == (302, "/updates/")
+    assert client.get("/updates/").status_code == 200
     response = client.post("/accounts/logout/")
     assert response.status_code == 302
     assert client.get("/").status_code == 302  # back to the login page

@@ -24,6 +24,7 @@ from django.test import Client
 
 from clms_updates.localservices import Service, start_registry
 from tests.demo_stack import health
+from tests.demo_stack.images import LOCAL_REPOSITORY
 from tests.e2e_support import FAST_HEALTH, School, school_fixture  # noqa: F401
 from updates import offline, runtime
 from updates.models import AgentState, AvailableRelease, OfflineBundle, UpdateRun
@@ -148,5 +149,8 @@ def test_a_bundle_on_a_usb_stick_updates_an_installation_with_no_connection(
         refreshed.refresh_from_db()
         assert refreshed.state == OfflineBundle.State.APPLIED
     finally:
-        # Later tests of the session expect the demo image in the engine.
-        runtime.pull_by_digest(client, school.images["1.0.2"])
+        # Later tests of the session expect the demo image in the engine, under
+        # the tags the cached demo build looks for (the removal dropped them).
+        image = runtime.pull_by_digest(client, school.images["1.0.2"])
+        image.tag(LOCAL_REPOSITORY, tag="1.0.2")
+        image.tag(school.images["1.0.2"].split("@", 1)[0], tag="1.0.2")
