@@ -9,6 +9,7 @@ A bad value stops start-up with ``ImproperlyConfigured`` naming the variable.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -196,6 +197,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", str(VAR_DIR / "static")))
 # Serve from the source folders too, so nothing breaks before `collectstatic`.
 WHITENOISE_USE_FINDERS = True
+# Before `collectstatic` STATIC_ROOT does not exist yet; the finders serve then.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 
