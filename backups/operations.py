@@ -68,10 +68,8 @@ def copy_if_configured(backup_id: int) -> None:
     try:
         copying.copy_backup(backup_id)
     except BackupError as e:
-        from clms_updates import progress
-
-        backup = Backup.objects.get(pk=backup_id)
-        progress.publish(backup, f"Copy to the second target failed: {e}")
+        # copy_backup already published the failure on the row and audited it.
+        logger.warning("Copy of backup %s failed: %s", backup_id, e)
 
 
 def restore_backup(backup_id: int, *, user: Any = None, reason: str = "") -> Backup:

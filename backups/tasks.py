@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.contrib.auth import get_user_model
 
-from backups import creating, operations, restoring, retention, verifying
+from backups import copying, creating, operations, restoring, retention, verifying
 from backups.errors import BackupError
 from backups.models import Backup
 
@@ -51,6 +51,33 @@ def restore_backup_task(
         restoring.restore_backup(backup_id, user=user, reason=reason)
     except BackupError as e:
         logger.warning("Restore of backup %s failed: %s", backup_id, e)
+
+
+@shared_task(ignore_result=True)
+def copy_backup_task(backup_id: int, user_id: int | None = None) -> None:
+    """Copy backup ``backup_id`` to the second target on behalf of ``user_id``."""
+    if not Backup.objects.filter(pk=backup_id).exists():
+        logger.warning("Backup %s was deleted before it was copied", backup_id)
+        return
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    try:
+        copying.copy_backup(backup_id, user=user)
+    except BackupError as e:
+        logger.warning("Copy of backup %s failed: %s", backup_id, e)
+
+
+@shared_task(ignore_result=True)
+def fetch_backup_task(backup_id: int, user_id: int | None = None) -> None:
+    """Fetch backup ``backup_id``'s lost file from its copy, then verify it again."""
+    if not Backup.objects.filter(pk=backup_id).exists():
+        logger.warning("Backup %s was deleted before it was fetched", backup_id)
+        return
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    try:
+        copying.fetch_from_copy(backup_id, user=user)
+        verifying.verify_backup(backup_id)
+    except BackupError as e:
+        logger.warning("Fetch of backup %s failed: %s", backup_id, e)
 
 
 @shared_task(ignore_result=True)

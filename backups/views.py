@@ -1,4 +1,4 @@
-"""The Backup manager page: list, create, verify, restore (typed name), delete."""
+"""The Backup manager page: list, create, verify, restore (typed name), copy, delete."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from backups import creating, retention, tasks
+from backups import copying, creating, retention, tasks
 from backups.errors import BackupError
 from backups.models import Backup
+from backups.storage import LocalTarget, copy_target
 from clms_updates.permissions import is_school_admin, is_school_viewer
 
 
@@ -30,12 +31,22 @@ def _require(request: HttpRequest, admin: bool) -> None:
 def backup_list(request: HttpRequest) -> HttpResponse:
     """Every backup with status, size, verified time and where its copies live."""
     _require(request, admin=False)
+    backups = list(Backup.objects.all()[:200])
+    local = LocalTarget()
+    # Only backups with a copy can be fetched back, so only those are looked up.
+    local_missing = {
+        b.pk
+        for b in backups
+        if b.copies and b.file_name and not local.exists(b.file_name)
+    }
     return render(
         request,
         "backups/backup_list.html",
         {
-            "backups": Backup.objects.all()[:200],
+            "backups": backups,
             "can_change": is_school_admin(request.user),
+            "copy_target": copying.copy_target_label(),
+            "local_missing": local_missing,
         },
     )
 
@@ -109,4 +120,41 @@ def backup_delete(request: HttpRequest, backup_id: int) -> HttpResponse:
         messages.error(request, str(e))
     else:
         messages.success(request, f"Deleted {name}.")
+    return redirect("backups:list")
+
+
+@login_required
+@require_POST
+def backup_copy(request: HttpRequest, backup_id: int) -> HttpResponse:
+    """Copy a verified backup to the second target (done by a worker)."""
+    _require(request, admin=True)
+    backup = get_object_or_404(Backup, pk=backup_id)
+    target = copy_target()
+    refusal = copying.copy_refusal(backup, target)
+    if refusal:
+        messages.error(request, refusal)
+    else:
+        user_id = request.user.pk
+        transaction.on_commit(lambda: tasks.copy_backup_task.delay(backup.pk, user_id))
+        messages.success(
+            request, f"Copying {backup.name} to {copying.copy_target_label(target)}."
+        )
+    return redirect("backups:list")
+
+
+@login_required
+@require_POST
+def backup_fetch(request: HttpRequest, backup_id: int) -> HttpResponse:
+    """Fetch a backup's lost local file back from its copy, then verify it."""
+    _require(request, admin=True)
+    backup = get_object_or_404(Backup, pk=backup_id)
+    refusal = copying.fetch_refusal(backup, copy_target())
+    if refusal:
+        messages.error(request, refusal)
+    else:
+        user_id = request.user.pk
+        transaction.on_commit(lambda: tasks.fetch_backup_task.delay(backup.pk, user_id))
+        messages.success(
+            request, f"Fetching {backup.name} from its copy; it is verified again next."
+        )
     return redirect("backups:list")

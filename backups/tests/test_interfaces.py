@@ -146,3 +146,82 @@ def test_a_busy_backup_on_the_page_follows_its_progress_socket(client, school_ad
     assert f'data-progress="/ws/progress/backup/{busy.pk}/"' in page
     assert "Dumped 3 MiB" in page
     assert "backups/progress.js" in page
+
+
+def _with_local_file(backup: Backup, settings) -> Backup:  # type: ignore[no-untyped-def]
+    backup.file_name = f"{backup.name}.dump.zst"
+    backup.save(update_fields=["file_name"])
+    settings.BACKUP_DIR.mkdir(parents=True, exist_ok=True)
+    (settings.BACKUP_DIR / backup.file_name).write_bytes(b"dump")
+    return backup
+
+
+def _s3_copy_target(settings) -> None:  # type: ignore[no-untyped-def]
+    # Only the label is needed here; nothing talks to the bucket.
+    settings.BACKUP_COPY_TARGET = "s3"
+    settings.BACKUP_S3_BUCKET = "school-backups"
+    settings.BACKUP_S3_PREFIX = "clms/"
+    settings.BACKUP_S3_ENDPOINT_URL = "http://127.0.0.1:9"
+
+
+def test_copy_is_refused_with_a_reason_when_no_second_target_is_configured(
+    admin_api, settings, django_capture_on_commit_callbacks
+):
+    settings.BACKUP_COPY_TARGET = ""
+    backup = _with_local_file(make_backup(), settings)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_api.post(f"/api/backups/{backup.pk}/copy/")
+    assert response.status_code == 409
+    assert "BACKUP_COPY_TARGET=s3" in response.json()["detail"]
+    assert callbacks == []
+
+
+def test_copy_of_an_unverified_backup_is_refused(admin_api, settings):
+    _s3_copy_target(settings)
+    backup = _with_local_file(make_backup(status=Backup.Status.CREATED), settings)
+    response = admin_api.post(f"/api/backups/{backup.pk}/copy/")
+    assert response.status_code == 409
+    assert "only a verified backup is copied" in response.json()["detail"]
+
+
+def test_a_viewer_cannot_copy_or_fetch(viewer_api, settings):
+    _s3_copy_target(settings)
+    backup = _with_local_file(make_backup(), settings)
+    assert viewer_api.post(f"/api/backups/{backup.pk}/copy/").status_code == 403
+    assert viewer_api.post(f"/api/backups/{backup.pk}/fetch/").status_code == 403
+
+
+def test_fetch_is_refused_while_the_local_file_is_there(admin_api, settings):
+    _s3_copy_target(settings)
+    backup = _with_local_file(make_backup(), settings)
+    backup.copies = [
+        {"target": "s3", "location": f"s3://school-backups/clms/{backup.file_name}"}
+    ]
+    backup.save(update_fields=["copies"])
+    response = admin_api.post(f"/api/backups/{backup.pk}/fetch/")
+    assert response.status_code == 409
+    assert "already there" in response.json()["detail"]
+
+
+def test_the_page_offers_copying_to_admins_only(
+    client, school_admin, school_viewer, settings
+):
+    _s3_copy_target(settings)
+    backup = _with_local_file(make_backup(), settings)
+    button = "Copy to s3://school-backups/clms/"
+    client.force_login(school_admin)
+    assert button in client.get("/backups/").content.decode()
+    client.force_login(school_viewer)
+    assert button not in client.get("/backups/").content.decode()
+    assert client.post(f"/backups/{backup.pk}/copy/").status_code == 403
+
+
+def test_the_page_explains_why_there_is_no_copy_button(client, school_admin, settings):
+    settings.BACKUP_COPY_TARGET = ""
+    backup = _with_local_file(make_backup(), settings)
+    client.force_login(school_admin)
+    page = client.get("/backups/").content.decode()
+    assert "Copy to" not in page
+    assert 'id="no-copy-target"' in page
+    refused = client.post(f"/backups/{backup.pk}/copy/", follow=True)
+    assert "No second backup target is configured" in refused.content.decode()

@@ -13,10 +13,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from backups import copying, operations, retention, verifying
+from backups import copying, operations, retention, tasks, verifying
 from backups.errors import BackupError
 from backups.models import Backup
 from backups.storage import LocalTarget
+from clms_updates.models import AuditEntry
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
 
@@ -90,3 +91,51 @@ def test_preflight_reports_a_missing_bucket(clms_db, s3_endpoint, settings):
     settings.BACKUP_S3_BUCKET = "no-such-bucket"
     with pytest.raises(BackupError, match="no-such-bucket"):
         operations.check_target_writable()
+
+
+def test_an_admin_copies_a_backup_through_the_api_and_both_locations_are_listed(
+    clms_db,
+    s3_endpoint,
+    settings,
+    school_admin,
+    admin_api,
+    django_capture_on_commit_callbacks,
+):
+    settings.BACKUP_COPY_TARGET = ""  # made without a copy, as before S3 was set up
+    backup = operations.create_verified_backup(reason="t", clms_version="1")
+    assert backup.copies == []
+    settings.BACKUP_COPY_TARGET = "s3"
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_api.post(f"/api/backups/{backup.pk}/copy/")
+    assert response.status_code == 202
+    assert len(callbacks) == 1
+    tasks.copy_backup_task(backup.pk, school_admin.pk)
+
+    local = LocalTarget().location(backup.file_name)
+    remote = f"s3://school-backups/clms/{backup.file_name}"
+    assert f"clms/{backup.file_name}" in _keys(s3_endpoint)
+    detail = admin_api.get(f"/api/backups/{backup.pk}/").json()
+    assert detail["locations"] == [local, remote]
+    assert detail["copies"][0]["target"] == "s3"
+    listed = admin_api.get("/api/backups/").json()["results"]
+    assert [b["locations"] for b in listed if b["id"] == backup.pk] == [[local, remote]]
+    entry = AuditEntry.objects.get(action="backup.copy", target=backup.name)
+    assert entry.detail["location"] == remote and entry.user_id == school_admin.pk
+
+
+def test_a_lost_local_file_is_fetched_through_the_api_and_verified_again(
+    clms_db, s3_endpoint, school_admin, admin_api, django_capture_on_commit_callbacks
+):
+    backup = operations.create_verified_backup(reason="t", clms_version="1")
+    LocalTarget().delete(backup.file_name)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = admin_api.post(f"/api/backups/{backup.pk}/fetch/")
+    assert response.status_code == 202 and len(callbacks) == 1
+    tasks.fetch_backup_task(backup.pk, school_admin.pk)
+
+    backup.refresh_from_db()
+    assert LocalTarget().exists(backup.file_name)
+    assert backup.status == Backup.Status.VERIFIED
+    assert AuditEntry.objects.filter(action="backup.fetch", target=backup.name).exists()
