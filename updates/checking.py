@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import semver
@@ -42,11 +42,13 @@ from updates.models import AgentState, AvailableRelease, UpdateCheck
 from updates.sources import (
     Source,
     SourceError,
+    SourceRateLimited,
     SourceRefused,
     SourceUnavailable,
     configured_sources,
 )
 from updates.trust import CheckRefused, ensure_vendor_keys, verify
+from updates.withdrawal import apply_index
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +126,10 @@ def run_check(
 
     The first source that answers decides the outcome (ok or refused). Sources
     that do not answer are skipped; if none answers the check is ``offline``.
+    A source that answered 429 is up but busy: the next one is tried, and if
+    none decides, the check is an ``error`` saying when to try again (never
+    ``offline``). Periodic checks do not ask such a source before its
+    Retry-After has passed.
     """
     started = now or timezone.now()
     state = AgentState.load()
@@ -134,6 +140,8 @@ def run_check(
         requested_by=user if getattr(user, "is_authenticated", False) else None,
     )
     unreachable: list[str] = []
+    slowed: list[str] = []
+    contacted = False
     if not sources:
         check.outcome = UpdateCheck.Outcome.ERROR
         check.reason = (
@@ -142,8 +150,20 @@ def run_check(
         )
     for source in sources:
         check.source = source.name
+        wait = slow_down_remaining(state, source.name, now=started)
+        if wait and trigger == UpdateCheck.Trigger.PERIODIC:
+            slowed.append(
+                f"{source.name}: skipped, the {source.name} server asked us to slow "
+                f"down; next try after {wait} s"
+            )
+            continue
+        contacted = True
         try:
             _check_source(source, state, check, now=started)
+        except SourceRateLimited as e:
+            _slow_down(state, source.name, e.retry_after_seconds, now=started)
+            slowed.append(f"{source.name}: {e}")
+            continue
         except SourceUnavailable as e:
             unreachable.append(f"{source.name}: {e}")
             continue
@@ -162,12 +182,37 @@ def run_check(
             )
         break
     else:
-        if sources:
+        if slowed:
+            # A source answered (429): the agent is online, the check just waits.
+            check.outcome = UpdateCheck.Outcome.ERROR
+            check.reason = "; ".join(slowed + unreachable)
+        elif sources:
             check.outcome = UpdateCheck.Outcome.OFFLINE
             check.source = ""
             check.reason = "no update source answered: " + "; ".join(unreachable)
-    _finish(check, state, now=started)
+    _finish(check, state, now=started, contacted=contacted or not sources)
     return check
+
+
+def slow_down_remaining(state: AgentState, source_name: str, *, now: datetime) -> int:
+    """Seconds left before ``source_name`` may be asked again (0: ask now)."""
+    until = (state.slow_down_until or {}).get(source_name)
+    if not until:
+        return 0
+    try:
+        left = (datetime.fromisoformat(until) - now).total_seconds()
+    except (TypeError, ValueError):
+        return 0
+    return max(0, int(left + 0.999))
+
+
+def _slow_down(
+    state: AgentState, source_name: str, seconds: int, *, now: datetime
+) -> None:
+    """Remember that ``source_name`` asked not to be asked for ``seconds``."""
+    until = dict(state.slow_down_until or {})
+    until[source_name] = (now + timedelta(seconds=seconds)).isoformat()
+    state.slow_down_until = until
 
 
 def _check_source(
@@ -180,11 +225,13 @@ def _check_source(
     index = parse_index(document.data)
     check.index_sequence = index.sequence
     check_index_freshness(index, highest_sequence_seen=state.highest_sequence, now=now)
-    # Only a verified, fresh index moves the replay guard forward.
+    # Only a verified, fresh index moves the replay guard forward, and only it
+    # may withdraw releases it no longer lists.
     AgentState.objects.filter(pk=state.pk, highest_sequence__lt=index.sequence).update(
         highest_sequence=index.sequence
     )
     state.highest_sequence = max(state.highest_sequence, index.sequence)
+    apply_index(index, now=now)
 
     choice = choose_release(index, state.installed_version, settings.UPDATES_CHANNEL)
     check.outcome = UpdateCheck.Outcome.OK
@@ -223,6 +270,7 @@ def _check_source(
         "source": source.name,
         "index_sequence": index.sequence,
         "verified_at": now,
+        "withdrawn_at": None,
     }
     if known is not None and known.manifest_text != fields["manifest_text"]:
         logger.warning(
@@ -235,13 +283,28 @@ def _check_source(
     notify_admins_once(release)
 
 
-def _finish(check: UpdateCheck, state: AgentState, *, now: datetime) -> None:
-    """Record the check and the agent's online state in one transaction."""
+def _finish(
+    check: UpdateCheck, state: AgentState, *, now: datetime, contacted: bool = True
+) -> None:
+    """Record the check and the agent's online state in one transaction.
+
+    A check that asked no source (all were told to slow down) leaves the
+    online state as it was.
+    """
     finished = timezone.now()
     check.finished_at = finished
+    slow_down_until = {
+        name: until
+        for name, until in (state.slow_down_until or {}).items()
+        if slow_down_remaining(state, name, now=now)
+    }
     with transaction.atomic():
         check.save()
         state.refresh_from_db()
+        state.slow_down_until = slow_down_until
+        if not contacted:
+            state.save(update_fields=["slow_down_until"])
+            return
         state.last_check_at = now
         if check.outcome == UpdateCheck.Outcome.OFFLINE:
             if not state.offline:
@@ -303,11 +366,16 @@ def notify_admins_once(release: AvailableRelease) -> bool:
 
 
 def latest_release() -> AvailableRelease | None:
-    """The newest verified release above the installed version, not rolled back."""
+    """The newest verified release above the installed version.
+
+    Not one that was rolled back, nor one the vendor withdrew.
+    """
     installed = parse_version(AgentState.load().installed_version)
     candidates = [
         r
-        for r in AvailableRelease.objects.filter(rolled_back=False)
+        for r in AvailableRelease.objects.filter(
+            rolled_back=False, withdrawn_at__isnull=True
+        )
         if semver.Version.parse(r.version) > installed
     ]
     return max(candidates, key=lambda r: semver.Version.parse(r.version), default=None)

@@ -35,6 +35,12 @@ def _refuse_unusable_release(
         return
     if release.version == AgentState.load().installed_version:
         form.add_error("version", f"CLMS {release.version} is already installed.")
+    elif release.withdrawn_at is not None:
+        form.add_error(
+            "version",
+            f"CLMS {release.version} was withdrawn by the vendor (it is no longer in "
+            "the vendor's signed index), so it cannot be scheduled.",
+        )
     elif release.rolled_back and not force:
         form.add_error(
             "version",

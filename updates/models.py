@@ -33,6 +33,9 @@ class AgentState(models.Model):
     offline = models.BooleanField(default=False)
     offline_reason = models.TextField(blank=True)
     offline_since = models.DateTimeField(null=True, blank=True)
+    # Source name -> ISO time (UTC) before which periodic checks do not ask it
+    # again: the source answered 429 with Retry-After.
+    slow_down_until = models.JSONField(default=dict, blank=True)
 
     class Meta:
         verbose_name = "agent state"
@@ -115,6 +118,10 @@ class AvailableRelease(models.Model):
     # A version that was rolled back is not retried automatically.
     rolled_back = models.BooleanField(default=False)
     rolled_back_at = models.DateTimeField(null=True, blank=True)
+    # Set when a verified, fresh vendor index no longer lists the release (the
+    # vendor disabled it or paused its rollout); cleared if it is listed again.
+    # A withdrawn release is kept (runs refer to it) but never offered.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-verified_at", "-id"]
@@ -125,6 +132,10 @@ class AvailableRelease(models.Model):
     @property
     def manifest_bytes(self) -> bytes:
         return self.manifest_text.encode("utf-8")
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
 
     def manifest(self) -> ReleaseManifest:
         """The parsed manifest (it was verified when stored)."""
@@ -347,9 +358,18 @@ class UpdateRun(progress.TrackedProgress):
         self.active_slot = None if to in self.TERMINAL_STATES else True
         progress.publish(self, message, extra_fields=fields)
 
-    def cancel(self) -> None:
-        """scheduled -> cancelled: it will never run."""
-        self._move((self.State.SCHEDULED,), self.State.CANCELLED, "Run cancelled")
+    def cancel(self, reason: str = "", *, code: str = "cancelled") -> None:
+        """scheduled -> cancelled: it will never run; ``reason`` when not an admin's."""
+        extra: tuple[str, ...] = ()
+        if reason:
+            self.error_code, self.error_message = code[:64], reason
+            extra = ("error_code", "error_message")
+        self._move(
+            (self.State.SCHEDULED,),
+            self.State.CANCELLED,
+            f"Run cancelled: {reason}" if reason else "Run cancelled",
+            extra_fields=extra,
+        )
 
     def succeed(self) -> None:
         """running -> succeeded."""

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from clms_updates import health
-from updates import checking, scheduling
+from updates import checking, scheduling, withdrawal
 from updates.models import (
     AgentState,
     AvailableRelease,
@@ -160,6 +160,7 @@ def manager_context(now: datetime | None = None) -> dict[str, Any]:
             state=UpdateRun.State.SCHEDULED
         ).select_related("requested_by"),
         "recent_runs": UpdateRun.objects.select_related("requested_by")[:5],
+        "withdrawn_releases": withdrawal.withdrawn_releases(),
         "suggested_window": window_at,
         "window_open": window_open,
         "window_open_until": _open_slot_end(now) if window_open else None,

@@ -298,8 +298,14 @@ def schedule_rollback(
     )
 
 
-def cancel_run(run: UpdateRun) -> UpdateRun:
-    """Cancel a scheduled run and remove its beat trigger; it will never run."""
+def cancel_run(
+    run: UpdateRun, *, reason: str = "", code: str = "cancelled"
+) -> UpdateRun:
+    """Cancel a scheduled run and remove its beat trigger; it will never run.
+
+    ``reason`` (and ``code``) are recorded on the run when the cancel is not an
+    admin's own (a release the vendor withdrew).
+    """
     with transaction.atomic():
         run = UpdateRun.objects.select_for_update().get(pk=run.pk)
         if run.state != UpdateRun.State.SCHEDULED:
@@ -307,7 +313,7 @@ def cancel_run(run: UpdateRun) -> UpdateRun:
                 f"run {run.pk} is {run.get_state_display().lower()}; only a scheduled "
                 "run can be cancelled"
             )
-        run.cancel()
+        run.cancel(reason, code=code)
         _drop_trigger(run)
     return run
 

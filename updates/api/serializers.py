@@ -39,6 +39,8 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "verified_at",
             "notified_at",
             "rolled_back",
+            # Set when the vendor withdrew the release: it is no longer offered.
+            "withdrawn_at",
         ]
 
 
@@ -53,6 +55,7 @@ class AgentStateSerializer(serializers.ModelSerializer):
             "offline",
             "offline_reason",
             "offline_since",
+            "slow_down_until",
         ]
 
 
@@ -167,6 +170,12 @@ class ScheduleSerializer(serializers.Serializer):
         installed = AgentState.load().installed_version
         if release.version == installed:
             raise serializers.ValidationError(f"{value} is already installed")
+        if release.withdrawn_at is not None:
+            raise serializers.ValidationError(
+                f"{value} was withdrawn by the vendor on "
+                f"{release.withdrawn_at:%Y-%m-%d %H:%M} UTC (no longer in its signed "
+                "index), so it cannot be scheduled; wait for the vendor's next release"
+            )
         return release
 
     def validate_at(self, value: datetime | None) -> datetime | None:

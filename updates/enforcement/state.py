@@ -99,6 +99,7 @@ def pending_critical_release(
 
     A critical release that was rolled back still counts: its deadline is a
     security deadline, and only installing it (or a later version) lifts it.
+    One the vendor withdrew does not count: it will not be installed.
     """
     installed = _version(installed_version or AgentState.load().installed_version)
     if installed is None:
@@ -106,7 +107,7 @@ def pending_critical_release(
     pending = [
         r
         for r in AvailableRelease.objects.filter(
-            critical=True, force_after__isnull=False
+            critical=True, force_after__isnull=False, withdrawn_at__isnull=True
         )
         if (v := _version(r.version)) is not None and v > installed
     ]

@@ -24,6 +24,14 @@ class SourceRefused(SourceError):
     """The source answered, but with something the agent refuses (size, status, scheme)."""
 
 
+class SourceRateLimited(SourceError):
+    """The source answered 429: it is up, but asks the agent to come back later."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class SourceNotConfigured(Exception):
     """A source named in ``UPDATES_SOURCES`` lacks the settings it needs."""
 

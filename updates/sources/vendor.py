@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -17,12 +20,33 @@ from updates.sources.base import (
     SignedDocument,
     Source,
     SourceNotConfigured,
+    SourceRateLimited,
     SourceRefused,
     SourceUnavailable,
 )
 
 AGENT_VERSION = "0.1.0"
 API_PATH = "/vendor/api/v1/"
+# A 429 without a usable Retry-After waits this long; a longer one is capped so
+# a wrong header cannot silence the checks for good.
+DEFAULT_RETRY_AFTER_SECONDS = 300
+MAX_RETRY_AFTER_SECONDS = 86400
+
+
+def retry_after_seconds(header: str | None, *, now: datetime | None = None) -> int:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date)."""
+    value = (header or "").strip()
+    if value.isdigit():
+        seconds = int(value)
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return DEFAULT_RETRY_AFTER_SECONDS
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = math.ceil((when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(seconds, 1), MAX_RETRY_AFTER_SECONDS)
 
 
 def is_loopback_host(host: str) -> bool:
@@ -200,8 +224,7 @@ class VendorSource(Source):
             cache.set(cache_key, {"etag": etag, "body": body}, timeout=7 * 86400)
         return body, response.status_code
 
-    @staticmethod
-    def _status_error(url: str, response: requests.Response) -> Exception:
+    def _status_error(self, url: str, response: requests.Response) -> Exception:
         detail = ""
         try:
             body = json.loads(response.raw.read(4096, decode_content=True) or b"{}")
@@ -224,9 +247,11 @@ class VendorSource(Source):
         if status == 404:
             return SourceRefused(f"{url} was not found (404){suffix}")
         if status == 429:
-            retry = response.headers.get("Retry-After", "?")
-            return SourceUnavailable(
-                f"the vendor is throttling this school (429); retry after {retry} s"
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            return SourceRateLimited(
+                f"the {self.name} server asked us to slow down (429); next try "
+                f"after {wait} s",
+                wait,
             )
         if status >= 500:
             return SourceUnavailable(f"the vendor server failed ({status}){suffix}")

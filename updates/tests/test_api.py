@@ -141,6 +141,18 @@ def test_latest_without_releases_says_so(viewer_api) -> None:
     assert body["release"] is None and body["last_check"] is None
 
 
+def test_a_withdrawn_release_is_not_latest_and_cannot_be_scheduled(
+    admin_api, frozen
+) -> None:
+    make_weeknight_window()
+    make_release("1.1.0", withdrawn_at=FRIDAY_NOON - timedelta(hours=1))
+    assert admin_api.get("/api/updates/latest").json()["release"] is None
+    response = schedule(admin_api, version="1.1.0", next_window=True)
+    assert response.status_code == 400
+    assert "withdrawn by the vendor" in response.json()["version"][0]
+    assert not UpdateRun.objects.exists()
+
+
 # ---------------------------------------------------------------------------
 # Schedule: validation
 # ---------------------------------------------------------------------------

@@ -469,3 +469,179 @@ def test_a_stored_release_is_verified_again_before_use(vendor) -> None:
     release.manifest_text = release.manifest_text.replace("Faster", "Sneaky")
     with pytest.raises(trust.CheckRefused, match="does not verify"):
         trust.verify_release(release)
+
+
+# ---------------------------------------------------------------------------
+# Withdrawn releases: a fresh index that no longer lists a release
+# ---------------------------------------------------------------------------
+
+
+def test_a_release_the_vendor_withdraws_is_no_longer_offered(vendor) -> None:
+    vendor.publish([make_manifest("1.1.0")], sequence=1)
+    assert checking.run_check().found_version == "1.1.0"
+    assert checking.latest_release().version == "1.1.0"
+
+    vendor.publish([make_manifest("1.0.0")], sequence=2)  # 1.1.0 left out
+    check = checking.run_check()
+
+    assert check.outcome == OK, check.reason
+    release = AvailableRelease.objects.get(version="1.1.0")  # kept for history
+    assert release.withdrawn_at is not None
+    assert checking.latest_release() is None
+
+
+def test_a_scheduled_run_of_a_withdrawn_release_is_cancelled_and_audited(
+    vendor,
+) -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    from clms_updates.models import AuditEntry
+    from updates import scheduling
+    from updates.models import UpdateRun
+
+    vendor.publish([make_manifest("1.1.0")], sequence=1)
+    checking.run_check()
+    run = scheduling.schedule_update(
+        AvailableRelease.objects.get(),
+        at=datetime.now(UTC) + timedelta(days=1),
+        forced=True,
+    )
+    assert PeriodicTask.objects.filter(name=f"updates: run {run.pk}").exists()
+
+    vendor.publish([], sequence=2)
+    checking.run_check()
+
+    run.refresh_from_db()
+    assert run.state == UpdateRun.State.CANCELLED
+    assert run.error_code == "withdrawn"
+    assert "withdrawn by the vendor" in run.error_message
+    assert not PeriodicTask.objects.filter(name=f"updates: run {run.pk}").exists()
+    entry = AuditEntry.objects.get(action="updates.cancel", target=f"run {run.pk}")
+    assert "withdrawn by the vendor" in entry.detail["reason"]
+
+
+def test_a_withdrawn_release_listed_again_is_offered_again(vendor) -> None:
+    v110, v120 = make_manifest("1.1.0"), make_manifest("1.2.0")
+    vendor.publish([v110, v120], sequence=1)
+    checking.run_check()  # stores 1.2.0
+    vendor.publish([v110], sequence=2)
+    checking.run_check()  # stores 1.1.0, withdraws 1.2.0
+    assert AvailableRelease.objects.get(version="1.2.0").withdrawn_at is not None
+    assert checking.latest_release().version == "1.1.0"
+
+    # Listed again, unchanged, while the check chooses 1.3.0: 1.2.0 is
+    # reinstated from its stored, verified manifest.
+    vendor.publish([v110, v120, make_manifest("1.3.0")], sequence=3)
+    checking.run_check()
+    assert AvailableRelease.objects.get(version="1.2.0").withdrawn_at is None
+    assert checking.latest_release().version == "1.3.0"
+
+
+def test_a_withdrawn_version_rebuilt_differently_stays_withdrawn_until_verified(
+    vendor,
+) -> None:
+    vendor.publish([make_manifest("1.2.0")], sequence=1)
+    checking.run_check()
+    vendor.publish([], sequence=2)
+    checking.run_check()
+    rebuilt = make_manifest("1.2.0", changelog="## 1.2.0\n- rebuilt")
+    vendor.publish([rebuilt, make_manifest("1.3.0")], sequence=3)
+    checking.run_check()  # chooses 1.3.0; 1.2.0's stored manifest no longer matches
+    assert AvailableRelease.objects.get(version="1.2.0").withdrawn_at is not None
+
+
+def test_a_refused_or_replayed_index_withdraws_nothing(vendor) -> None:
+    vendor.publish([make_manifest("1.1.0")], sequence=5)
+    checking.run_check()
+
+    vendor.publish([], sequence=6)
+    text, signature = vendor.index
+    vendor.index = (text.replace('"sequence":6', '"sequence":9'), signature)
+    assert checking.run_check().outcome == REFUSED
+    vendor.publish([], sequence=4)
+    assert checking.run_check().outcome == REFUSED
+
+    assert AvailableRelease.objects.get().withdrawn_at is None
+    assert checking.latest_release().version == "1.1.0"
+
+
+def test_an_offline_bundle_release_is_not_withdrawn_by_the_online_index(
+    vendor,
+) -> None:
+    from updates.tests.factories import make_release
+
+    make_release("1.2.0", source="offline")
+    vendor.publish([make_manifest("1.1.0")], sequence=2)
+    assert checking.run_check().outcome == OK
+    assert AvailableRelease.objects.get(version="1.2.0").withdrawn_at is None
+    assert checking.latest_release().version == "1.2.0"
+
+
+# ---------------------------------------------------------------------------
+# 429: the vendor asks the agent to slow down
+# ---------------------------------------------------------------------------
+
+
+def _too_many_requests(retry_after: str):  # type: ignore[no-untyped-def]
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        body = b'{"detail": "Request was throttled."}'
+        handler.send_response(429)
+        handler.send_header("Retry-After", retry_after)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return answer
+
+
+def test_a_429_is_recorded_as_rate_limited_not_offline(vendor) -> None:
+    vendor.publish([make_manifest("1.1.0")])
+    vendor.overrides["index"] = _too_many_requests("120")
+
+    check = checking.run_check()
+
+    assert check.outcome == UpdateCheck.Outcome.ERROR
+    assert "asked us to slow down" in check.reason
+    assert "next try after 120 s" in check.reason
+    state = AgentState.load()
+    assert not state.offline
+    assert state.offline_reason == ""
+    assert "vendor" in state.slow_down_until
+
+
+def test_periodic_checks_wait_for_retry_after_and_then_ask_again(vendor) -> None:
+    vendor.publish([make_manifest("1.1.0")])
+    vendor.overrides["index"] = _too_many_requests("120")
+    checking.run_check(trigger=UpdateCheck.Trigger.PERIODIC)
+    asked = len(vendor.requests)
+    del vendor.overrides["index"]
+
+    skipped = checking.run_check(trigger=UpdateCheck.Trigger.PERIODIC)
+    assert len(vendor.requests) == asked  # the vendor was not asked
+    assert skipped.outcome == UpdateCheck.Outcome.ERROR
+    assert "skipped" in skipped.reason and "slow down" in skipped.reason
+    assert not AgentState.load().offline
+
+    later = datetime.now(UTC) + timedelta(seconds=121)
+    check = checking.run_check(trigger=UpdateCheck.Trigger.PERIODIC, now=later)
+    assert check.outcome == OK, check.reason
+    assert check.found_version == "1.1.0"
+    assert AgentState.load().slow_down_until == {}
+
+
+def test_check_now_still_asks_a_source_that_asked_to_slow_down(vendor) -> None:
+    vendor.publish([make_manifest("1.1.0")])
+    vendor.overrides["index"] = _too_many_requests("600")
+    checking.run_check(trigger=UpdateCheck.Trigger.PERIODIC)
+    del vendor.overrides["index"]
+    assert checking.run_check(trigger=UpdateCheck.Trigger.MANUAL).outcome == OK
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
+    from updates.sources.vendor import DEFAULT_RETRY_AFTER_SECONDS, retry_after_seconds
+
+    now = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
+    assert retry_after_seconds("30", now=now) == 30
+    assert retry_after_seconds("Fri, 27 Nov 2026 04:05:00 GMT", now=now) == 300
+    assert retry_after_seconds("soon", now=now) == DEFAULT_RETRY_AFTER_SECONDS
+    assert retry_after_seconds(None, now=now) == DEFAULT_RETRY_AFTER_SECONDS

@@ -112,6 +112,14 @@ def test_the_manager_shows_the_installed_version_and_the_release(admin) -> None:
     assert "Faster loans" in page  # the changelog, rendered
 
 
+def test_the_manager_says_a_withdrawn_release_is_not_offered(admin) -> None:
+    make_release("1.1.0", withdrawn_at=timezone.now() - timedelta(hours=1))
+    page = admin.get(reverse("updates:manager")).content.decode()
+    assert "No update available" in page
+    assert "CLMS 1.1.0 is available" not in page
+    assert "CLMS 1.1.0 was withdrawn by the vendor" in page
+
+
 def test_the_changelog_is_rendered_without_script(admin) -> None:
     make_release(
         "1.1.0",
