@@ -198,7 +198,7 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", str(VAR_DIR / "static")))
 # Serve from the source folders too, so nothing breaks before `collectstatic`.
 WHITENOISE_USE_FINDERS = True
 # Before `collectstatic` STATIC_ROOT does not exist yet; the finders serve then.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at: ")
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 
