@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -107,3 +108,28 @@ def feed_all(processes: list[subprocess.Popen[bytes]], chunks: Iterable[bytes]) 
         for process in processes:
             with contextlib.suppress(BrokenPipeError, AttributeError):
                 process.stdin.close()  # type: ignore[union-attr]
+
+
+def feed_each(pairs: list[tuple[subprocess.Popen[bytes], Iterable[bytes]]]) -> None:
+    """Feed each process its own stream, all at once (one thread per stream).
+
+    An error raised by a stream (e.g. a damaged file) is raised here after
+    every feeder has stopped.
+    """
+    errors: list[BaseException] = []
+
+    def run(process: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> None:
+        try:
+            feed(process, chunks)
+        except BaseException as e:  # handed to the caller below
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=run, args=pair, name="restore-feed") for pair in pairs
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
