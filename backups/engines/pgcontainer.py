@@ -58,8 +58,8 @@ class ContainerWriter:
             self.on_bytes(self.total)
 
 
-def stream_of(chunks: Iterable[bytes], stream: int) -> Iterator[bytes]:
-    """The bytes of one stream of a container, chunk by chunk."""
+def records(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Every record of a container as ``(stream, bytes)``, in file order."""
     buffer = bytearray()
     started = False
     for chunk in chunks:
@@ -72,17 +72,27 @@ def stream_of(chunks: Iterable[bytes], stream: int) -> Iterator[bytes]:
                 raise BackupError("the backup is not a CLMS PostgreSQL container.")
             position = len(MAGIC) + 1
             started = True
-        while len(buffer) - position >= _HEADER:
-            length = int.from_bytes(buffer[position + 1 : position + _HEADER], "big")
-            end = position + _HEADER + length
-            if end > len(buffer):
-                break
-            if buffer[position] == stream:
-                yield bytes(buffer[position + _HEADER : end])
-            position = end
+        view = memoryview(buffer)
+        try:
+            while len(buffer) - position >= _HEADER:
+                length = int.from_bytes(view[position + 1 : position + _HEADER], "big")
+                end = position + _HEADER + length
+                if end > len(buffer):
+                    break
+                yield buffer[position], bytes(view[position + _HEADER : end])
+                position = end
+        finally:
+            view.release()
         del buffer[:position]
     if buffer or not started:
         raise BackupError(
             "the backup's container ends in the middle of a record: the file is "
             "truncated or damaged. Make a new backup."
         )
+
+
+def stream_of(chunks: Iterable[bytes], stream: int) -> Iterator[bytes]:
+    """The bytes of one stream of a container, chunk by chunk."""
+    for number, data in records(chunks):
+        if number == stream:
+            yield data

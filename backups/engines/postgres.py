@@ -26,11 +26,17 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from backups.engines.base import DumpResult, Engine
-from backups.engines.pgcontainer import ContainerWriter, container_streams, stream_of
+from backups.engines.pgcontainer import (
+    ContainerWriter,
+    container_streams,
+    records,
+    stream_of,
+)
 from backups.engines.pgtools import (
     TOOLS,
     feed,
     feed_all,
+    feed_demuxed,
     feed_each,
     major_version,
     stderr_tail,
@@ -343,8 +349,9 @@ class PostgresEngine(Engine):
                         self._restore_pass(
                             env,
                             scratch,
-                            lambda number: stream_of(open_chunks(), number),
+                            records(open_chunks()),
                             *(["--section=data"] for _ in range(streams)),
+                            demux=True,
                         )
                     elif size_hint and size_hint < SINGLE_PASS_BELOW_BYTES:
                         # Small dumps: extra passes cost more than they save.
@@ -471,8 +478,9 @@ class PostgresEngine(Engine):
         self,
         env: dict[str, str],
         dbname: str,
-        chunks: Iterable[bytes] | Callable[[int], Iterable[bytes]],
+        chunks: Iterable[Any] | Callable[[int], Iterable[bytes]],
         *argument_sets: list[str],
+        demux: bool = False,
     ) -> None:
         """Run pg_restore processes (one per argument set) fed the same stream,
         or each its own when ``chunks`` is a function opening process *n*'s."""
@@ -498,7 +506,11 @@ class PostgresEngine(Engine):
                 assert process.stdin is not None
                 widen_pipe(process.stdin)
                 processes.append((process, err))
-            if callable(chunks):
+            if demux:
+                # ``chunks`` are a container's records: process n gets stream n.
+                assert not callable(chunks)
+                feed_demuxed([p for p, _ in processes], chunks)
+            elif callable(chunks):
                 feed_each([(p, chunks(n)) for n, (p, _) in enumerate(processes)])
             else:
                 feed_all([p for p, _ in processes], chunks)
