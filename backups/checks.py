@@ -57,6 +57,18 @@ def dump_chunks(backup: Backup, target: LocalTarget | None = None) -> Iterator[b
             ) from e
 
 
+class BackupChunks:
+    """The decompressed dump of ``backup``, streamed afresh each time it is
+    iterated (engines that read a dump in several passes need that)."""
+
+    def __init__(self, backup: Backup, target: LocalTarget | None = None) -> None:
+        self.backup = backup
+        self.target = target
+
+    def __iter__(self) -> Iterator[bytes]:
+        return dump_chunks(self.backup, self.target)
+
+
 def compare_counts(expected: dict[str, int], actual: dict[str, int]) -> None:
     """Raise ``BackupError`` listing tables whose row counts differ."""
     differences = []

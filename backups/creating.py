@@ -133,7 +133,7 @@ def _dump(backup: Backup, clms_version: str) -> None:
     backup.clms_version = clms_version
     backup.server_version = result.server_version
     backup.manifest = {
-        "format": 1,
+        "format": result.format,
         "name": backup.name,
         "file": file_name,
         "location": target.location(file_name),

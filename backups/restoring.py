@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from backups.checks import check_file, compare_counts, dump_chunks
+from backups.checks import BackupChunks, check_file, compare_counts
 from backups.engines import engine_for
 from backups.errors import BackupError
 from backups.locking import exclusive
@@ -61,7 +61,7 @@ def restore_backup(
             backup, "Restoring into the CLMS database", step="restore", percent=10
         )
         try:
-            counts = engine_for().restore(dump_chunks(backup))
+            counts = engine_for().restore(BackupChunks(backup))
             compare_counts(backup.manifest.get("row_counts", {}), counts)
         except BackupError as e:
             progress.publish(backup, f"Restore failed: {e}", step="restore")

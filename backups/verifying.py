@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from backups.checks import check_file, compare_counts, dump_chunks
+from backups.checks import BackupChunks, check_file, compare_counts
 from backups.engines import engine_for
 from backups.errors import BackupError
 from backups.locking import exclusive
@@ -86,7 +86,7 @@ def _verify(backup: Backup) -> None:
     check_file(backup)
     expected = backup.manifest.get("row_counts", {})
     progress.publish(backup, "Reading the archive listing", percent=15)
-    listed = engine.list_tables(dump_chunks(backup))
+    listed = engine.list_tables(BackupChunks(backup))
     if listed != set(expected):
         missing = sorted(set(expected) - listed)
         extra = sorted(listed - set(expected))
@@ -97,6 +97,6 @@ def _verify(backup: Backup) -> None:
         )
     progress.publish(backup, "Restoring into a scratch database", percent=25)
     counts = engine.scratch_restore_counts(
-        lambda: dump_chunks(backup), size_hint=backup.size or 0
+        lambda: BackupChunks(backup), size_hint=backup.size or 0
     )
     compare_counts(expected, counts)

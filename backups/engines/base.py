@@ -15,6 +15,9 @@ class DumpResult:
     row_counts: dict[str, int]
     server_version: str
     tool_versions: dict[str, str] = field(default_factory=dict)
+    # The layout of the backup file (recorded in the manifest): 1 = one dump
+    # stream; 2 = PostgreSQL's container of parallel dumps (see pgcontainer).
+    format: int = 1
 
 
 class Engine(abc.ABC):

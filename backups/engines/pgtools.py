@@ -6,9 +6,11 @@ import contextlib
 import fcntl
 import functools
 import os
+import queue
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -107,3 +109,76 @@ def feed_all(processes: list[subprocess.Popen[bytes]], chunks: Iterable[bytes]) 
         for process in processes:
             with contextlib.suppress(BrokenPipeError, AttributeError):
                 process.stdin.close()  # type: ignore[union-attr]
+
+
+def feed_each(pairs: list[tuple[subprocess.Popen[bytes], Iterable[bytes]]]) -> None:
+    """Feed each process its own stream, all at once (one thread per stream).
+
+    An error raised by a stream (e.g. a damaged file) is raised here after
+    every feeder has stopped.
+    """
+    errors: list[BaseException] = []
+
+    def run(process: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> None:
+        try:
+            feed(process, chunks)
+        except BaseException as e:  # handed to the caller below
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=run, args=pair, name="restore-feed") for pair in pairs
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def feed_demuxed(
+    processes: list[subprocess.Popen[bytes]],
+    records: Iterable[tuple[int, bytes]],
+    depth: int = 16,
+) -> None:
+    """Feed process *n* the records of stream *n*, from one pass over them.
+
+    Each process has its own writer thread and a queue of at most ``depth``
+    records (1 MiB each), so one slow process does not hold the others back
+    until its queue is full, and memory stays bounded. A process that exits
+    early is skipped; an error from ``records`` is raised after every writer
+    has stopped.
+    """
+    queues: list[queue.Queue[bytes | None]] = [
+        queue.Queue(maxsize=depth) for _ in processes
+    ]
+
+    def write(
+        process: subprocess.Popen[bytes], pending: queue.Queue[bytes | None]
+    ) -> None:
+        assert process.stdin is not None
+        alive = True
+        while (data := pending.get()) is not None:
+            if alive:
+                try:
+                    process.stdin.write(data)
+                except BrokenPipeError:
+                    alive = False
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+
+    writers = [
+        threading.Thread(target=write, args=(process, pending), name="restore-feed")
+        for process, pending in zip(processes, queues, strict=True)
+    ]
+    for writer in writers:
+        writer.start()
+    try:
+        for stream, data in records:
+            if stream < len(queues):
+                queues[stream].put(data)
+    finally:
+        for pending in queues:
+            pending.put(None)
+        for writer in writers:
+            writer.join()

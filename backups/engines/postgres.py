@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,10 +26,18 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from backups.engines.base import DumpResult, Engine
+from backups.engines.pgcontainer import (
+    ContainerWriter,
+    container_streams,
+    records,
+    stream_of,
+)
 from backups.engines.pgtools import (
     TOOLS,
     feed,
     feed_all,
+    feed_demuxed,
+    feed_each,
     major_version,
     stderr_tail,
     tool_path,
@@ -49,7 +58,10 @@ _LIBPQ_ENV = {
 # is checked afterwards (a crash mid-restore rolls back or is redone anyway).
 # Below this compressed size verify restores in one pass (see scratch_restore_counts).
 SINGLE_PASS_BELOW_BYTES = 32 * 1024 * 1024
-_RESTORE_PGOPTIONS = "-c synchronous_commit=off -c maintenance_work_mem=256MB"
+# work_mem lets the foreign-key checks hash the referenced keys in memory.
+_RESTORE_PGOPTIONS = (
+    "-c synchronous_commit=off -c maintenance_work_mem=256MB -c work_mem=64MB"
+)
 
 
 class PostgresEngine(Engine):
@@ -151,50 +163,81 @@ class PostgresEngine(Engine):
     # -- work --------------------------------------------------------------
 
     def dump(self, sink: Any, on_bytes: Callable[[int], None]) -> DumpResult:
-        """Stream ``pg_dump -Fc -Z0`` into ``sink`` from one exported snapshot."""
+        """Stream two ``pg_dump -Fc -Z0`` archives from one exported snapshot
+        into ``sink`` as a format-2 container (see ``pgcontainer``).
+
+        The tables' data is split by size between the two pg_dump processes
+        so the server reads it with two cores; the row counts are taken on the
+        snapshot's own connection meanwhile (same snapshot, same rows).
+        """
         with self.connect() as conn:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             snapshot_row = conn.execute("SELECT pg_export_snapshot()").fetchone()
             assert snapshot_row is not None
             server = str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]  # type: ignore[index]
             versions = self.tool_versions(server)
-            counts = self.row_counts(conn)
-            command = [
+            second = _second_group(self._table_sizes(conn))
+            base = [
                 tool_path("pg_dump"),
                 "--format=custom",
                 "--compress=0",
                 f"--snapshot={snapshot_row[0]}",
                 "--no-password",
             ]
-            with tempfile.TemporaryFile() as stderr:
-                process = subprocess.Popen(
-                    command,
-                    stdout=subprocess.PIPE,
-                    stderr=stderr,
-                    env=self._env(self.params),
+            commands = [base + [f"--exclude-table-data={t}" for t in second]]
+            if second:
+                commands.append(
+                    [*base, "--section=data", *(f"--table={t}" for t in second)]
                 )
-                assert process.stdout is not None
-                widen_pipe(process.stdout)
-                total = 0
-                buffer = bytearray(1 << 20)
-                view = memoryview(buffer)
+            counted: dict[str, Any] = {}
+
+            def count_rows() -> None:
                 try:
-                    while n := process.stdout.readinto(buffer):  # type: ignore[attr-defined]
-                        sink.write(view[:n])
-                        total += n
-                        on_bytes(total)
-                finally:
-                    # Closing our end first makes a still-running pg_dump stop
-                    # (SIGPIPE) when we bail out, e.g. on a full disk.
-                    process.stdout.close()
-                    code = process.wait()
-                if code != 0:
-                    raise BackupError(
-                        f"pg_dump failed (exit {code}): {stderr_tail(stderr)}. Nothing was "
-                        "kept; fix the cause above and run the backup again."
+                    counted["rows"] = self.row_counts(conn)
+                except Exception as e:  # re-raised in the caller's thread below
+                    counted["error"] = e
+
+            writer = ContainerWriter(sink, on_bytes, len(commands))
+            with contextlib.ExitStack() as stack:
+                processes = []
+                for command in commands:
+                    stderr = stack.enter_context(tempfile.TemporaryFile())
+                    process = subprocess.Popen(
+                        command,
+                        stdout=subprocess.PIPE,
+                        stderr=stderr,
+                        env=self._env(self.params),
                     )
+                    widen_pipe(process.stdout)
+                    processes.append((process, stderr))
+                counter = threading.Thread(target=count_rows, name="backup-counts")
+                counter.start()
+                errors: list[BaseException] = []
+                pumps = [
+                    threading.Thread(
+                        target=_pump, args=(process, number, writer, errors)
+                    )
+                    for number, (process, _) in enumerate(processes)
+                ]
+                for pump in pumps:
+                    pump.start()
+                for pump in pumps:
+                    pump.join()
+                codes = [process.wait() for process, _ in processes]
+                counter.join()
+                if errors:
+                    raise errors[0]
+                for code, (_, stderr) in zip(codes, processes, strict=True):
+                    if code != 0:
+                        raise BackupError(
+                            f"pg_dump failed (exit {code}): {stderr_tail(stderr)}. "
+                            "Nothing was kept; fix the cause above and run the "
+                            "backup again."
+                        )
+            if "error" in counted:
+                raise counted["error"]
             conn.rollback()
-        return DumpResult(counts, server, versions)
+        return DumpResult(counted["rows"], server, versions, format=2)
 
     def listing(self, chunks: Iterable[bytes]) -> list[str]:
         """The archive's table of contents (``pg_restore --list``), comments dropped."""
@@ -215,9 +258,19 @@ class PostgresEngine(Engine):
         return [line for line in text.splitlines() if line and not line.startswith(";")]
 
     def list_tables(self, chunks: Iterable[bytes]) -> set[str]:
-        """Tables with a TABLE DATA entry in ``pg_restore --list`` of the dump."""
+        """Tables with a TABLE DATA entry in ``pg_restore --list`` of the dump
+        (of each of its archives, for a format-2 container).
+
+        ``chunks`` must give a fresh stream each time it is iterated.
+        """
+        streams = container_streams(chunks)
+        lines = []
+        if not streams:
+            lines = self.listing(chunks)
+        for stream in range(streams):
+            lines += self.listing(stream_of(chunks, stream))
         tables = set()
-        for line in self.listing(chunks):
+        for line in lines:
             match = re.match(r"^\d+; \d+ \d+ TABLE DATA (\S+) (\S+) ", line)
             if match:
                 tables.add(f"{match.group(1)}.{match.group(2)}")
@@ -241,16 +294,27 @@ class PostgresEngine(Engine):
     ) -> dict[str, int]:
         """Restore into ``clms_verify_*``; count rows; always drop it.
 
-        1. Schema and data in one pg_restore pass over the stream.
-        2. Indexes and primary/unique keys split across two pg_restore
+        1. The schema (pre-data) from the archive's table of contents; its
+           tables are then made UNLOGGED (the scratch database is thrown
+           away, so writing WAL for its data and indexes is wasted work).
+        2. Table data split by size into two pg_restore processes that load
+           at once, each reading its own stream of the file (one stream
+           shared between them would make one wait for the other's tables).
+        3. Indexes and primary/unique keys split across two pg_restore
            processes that run at once (they need only the archive's table of
            contents, not its data), like ``pg_restore -j 2`` would if the
            stream were a seekable file.
-        3. Foreign keys and anything else in post-data last.
+        4. Foreign keys and anything else in post-data last.
+
+        Dumps smaller than ``SINGLE_PASS_BELOW_BYTES`` restore in one pass.
         """
         scratch = f"clms_verify_{uuid.uuid4().hex[:12]}"
         params = {**self._scratch_params(), "dbname": scratch}
-        listing = self.listing(open_chunks())
+        streams = container_streams(open_chunks())
+        if streams:
+            listing = self.listing(stream_of(open_chunks(), 0))
+        else:
+            listing = self.listing(open_chunks())
         parallel = [
             line
             for line in listing
@@ -272,33 +336,68 @@ class PostgresEngine(Engine):
                 env = self._env(params)
                 env["PGOPTIONS"] = _RESTORE_PGOPTIONS
                 with tempfile.TemporaryDirectory() as lists:
-                    if size_hint and size_hint < SINGLE_PASS_BELOW_BYTES:
+                    if streams:
+                        # Format 2: schema from archive 0, then each archive's
+                        # data at once, each process reading its own stream.
+                        self._restore_pass(
+                            env,
+                            scratch,
+                            stream_of(open_chunks(), 0),
+                            ["--section=pre-data"],
+                        )
+                        _make_unlogged(params)
+                        self._restore_pass(
+                            env,
+                            scratch,
+                            records(open_chunks()),
+                            *(["--section=data"] for _ in range(streams)),
+                            demux=True,
+                        )
+                    elif size_hint and size_hint < SINGLE_PASS_BELOW_BYTES:
                         # Small dumps: extra passes cost more than they save.
                         self._restore_pass(env, scratch, open_chunks(), [])
                         parallel, rest = [], []
                     else:
                         self._restore_pass(
+                            env, scratch, open_chunks(), ["--section=pre-data"]
+                        )
+                        _make_unlogged(params)
+                        self._restore_lists(
                             env,
                             scratch,
-                            open_chunks(),
-                            ["--section=pre-data", "--section=data"],
+                            lambda _: open_chunks(),
+                            self._data_groups(listing),
+                            Path(lists),
+                            extra=["--section=data"],
                         )
+                    archive = (
+                        (lambda: stream_of(open_chunks(), 0))
+                        if streams
+                        else open_chunks
+                    )
                     groups = [parallel[0::2], parallel[1::2]]
-                    self._restore_lists(
-                        env, scratch, open_chunks(), groups, Path(lists)
+                    self._restore_lists(env, scratch, archive(), groups, Path(lists))
+                    # The data is all in: count rows while the foreign keys
+                    # are checked (one pg_restore, so a core is free).
+                    counted: dict[str, Any] = {}
+                    counter = threading.Thread(
+                        target=self._count_into, args=(params, counted)
                     )
-                    self._restore_lists(
-                        env,
-                        scratch,
-                        open_chunks(),
-                        [rest],
-                        Path(lists),
-                        extra=["--section=post-data"],
-                    )
-                with psycopg.connect(
-                    make_conninfo(**{k: str(v) for k, v in params.items()})
-                ) as conn:
-                    return self.row_counts(conn)
+                    counter.start()
+                    try:
+                        self._restore_lists(
+                            env,
+                            scratch,
+                            archive(),
+                            [rest],
+                            Path(lists),
+                            extra=["--section=post-data"],
+                        )
+                    finally:
+                        counter.join()
+                if "error" in counted:
+                    raise counted["error"]
+                return dict(counted["rows"])
             finally:
                 admin.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
@@ -306,16 +405,65 @@ class PostgresEngine(Engine):
                     )
                 )
 
+    def _count_into(self, params: dict[str, Any], counted: dict[str, Any]) -> None:
+        """Row counts of the database ``params`` name, into ``counted["rows"]``
+        (or the error into ``counted["error"]``); runs in its own thread."""
+        try:
+            with psycopg.connect(
+                make_conninfo(**{k: str(v) for k, v in params.items()})
+            ) as conn:
+                counted["rows"] = self.row_counts(conn)
+        except Exception as e:  # re-raised by the caller's thread
+            counted["error"] = e
+
+    def _table_sizes(
+        self, conn: psycopg.Connection | None = None
+    ) -> dict[tuple[str, str], int]:
+        """Bytes per table in the source database (to balance the data load)."""
+        if conn is not None:
+            return _sizes(conn)
+        try:
+            with self.connect() as conn:
+                return _sizes(conn)
+        except (BackupError, psycopg.Error):
+            return {}  # sizes only balance the work; any split is correct
+
+    def _data_groups(self, listing: list[str]) -> list[list[str]]:
+        """Two TOC lists for ``--section=data`` with about equal table bytes.
+
+        The first list also holds every non-table-data entry (sequence values,
+        large objects); the section filter keeps only data entries of each.
+        """
+        sizes = self._table_sizes()
+        data = []
+        for line in listing:
+            match = re.match(r"^\d+; \d+ \d+ TABLE DATA (\S+) (\S+) ", line)
+            if match:
+                data.append((sizes.get((match.group(1), match.group(2)), 0), line))
+        loads = [0, 0]
+        second = set()
+        for size, line in sorted(data, key=lambda item: -item[0]):
+            lighter = 0 if loads[0] <= loads[1] else 1
+            loads[lighter] += max(size, 1)
+            if lighter:
+                second.add(line)
+        first = [line for line in listing if line not in second]
+        return [first, [line for line in listing if line in second]]
+
     def _restore_lists(
         self,
         env: dict[str, str],
         dbname: str,
-        chunks: Iterable[bytes],
+        chunks: Iterable[bytes] | Callable[[int], Iterable[bytes]],
         groups: list[list[str]],
         directory: Path,
         extra: tuple[str, ...] | list[str] = (),
     ) -> None:
-        """Run one pg_restore per non-empty group of TOC lines, all at once."""
+        """Run one pg_restore per non-empty group of TOC lines, all at once.
+
+        ``chunks`` is one stream fed to all of them, or a function giving
+        process *n* its own stream (when they read different parts).
+        """
         arguments = []
         for group in groups:
             if not group:
@@ -330,10 +478,12 @@ class PostgresEngine(Engine):
         self,
         env: dict[str, str],
         dbname: str,
-        chunks: Iterable[bytes],
+        chunks: Iterable[Any] | Callable[[int], Iterable[bytes]],
         *argument_sets: list[str],
+        demux: bool = False,
     ) -> None:
-        """Run pg_restore processes (one per argument set) fed the same stream."""
+        """Run pg_restore processes (one per argument set) fed the same stream,
+        or each its own when ``chunks`` is a function opening process *n*'s."""
         with contextlib.ExitStack() as stack:
             processes = []
             for arguments in argument_sets:
@@ -356,7 +506,14 @@ class PostgresEngine(Engine):
                 assert process.stdin is not None
                 widen_pipe(process.stdin)
                 processes.append((process, err))
-            feed_all([p for p, _ in processes], chunks)
+            if demux:
+                # ``chunks`` are a container's records: process n gets stream n.
+                assert not callable(chunks)
+                feed_demuxed([p for p, _ in processes], chunks)
+            elif callable(chunks):
+                feed_each([(p, chunks(n)) for n, (p, _) in enumerate(processes)])
+            else:
+                feed_all([p for p, _ in processes], chunks)
             for process, err in processes:
                 if process.wait() != 0:
                     raise BackupError(
@@ -406,17 +563,15 @@ class PostgresEngine(Engine):
         prelude = drops + "CREATE SCHEMA public;"
         env = self._env(self.params)
         env["PGOPTIONS"] = _RESTORE_PGOPTIONS
-        with (
-            tempfile.TemporaryFile() as restore_err,
-            tempfile.TemporaryFile() as psql_err,
-        ):
-            producer = subprocess.Popen(
-                [tool_path("pg_restore"), "--no-owner", "--no-privileges", "--file=-"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=restore_err,
-                env=env,
-            )
+        streams = container_streams(chunks)
+        parts: list[tuple[Iterable[bytes], list[str]]] = [(chunks, [])]
+        if streams:
+            parts = [
+                (stream_of(chunks, 0), ["--section=pre-data"]),
+                *((stream_of(chunks, n), ["--section=data"]) for n in range(streams)),
+                (stream_of(chunks, 0), ["--section=post-data"]),
+            ]
+        with tempfile.TemporaryFile() as psql_err:
             consumer = subprocess.Popen(
                 [
                     tool_path("psql"),
@@ -428,20 +583,168 @@ class PostgresEngine(Engine):
                     f"--command={prelude}",
                     "--file=-",
                 ],
-                stdin=producer.stdout,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=psql_err,
                 env=env,
             )
-            assert producer.stdout is not None
-            producer.stdout.close()  # psql owns the read end now
-            feed(producer, chunks)
-            producer_code = producer.wait()
+            assert consumer.stdin is not None
+            widen_pipe(consumer.stdin)
+            problem = ""
+            try:
+                for part, arguments in parts:
+                    problem = self._replay(part, arguments, consumer.stdin, env)
+                    if problem:
+                        break
+            except BaseException:
+                consumer.kill()  # never let psql commit a partial replay
+                consumer.wait()
+                raise
+            if problem:
+                consumer.kill()
+            with contextlib.suppress(BrokenPipeError):
+                consumer.stdin.close()
             consumer_code = consumer.wait()
-            if producer_code != 0 or consumer_code != 0:
+            if problem or consumer_code != 0:
                 raise BackupError(
                     "The restore failed and was rolled back, so the CLMS database is "
-                    f"unchanged: {stderr_tail(psql_err) or stderr_tail(restore_err)}"
+                    f"unchanged: {stderr_tail(psql_err) or problem}"
                 )
         with self.connect() as conn:
             return self.row_counts(conn)
+
+    def _replay(
+        self,
+        chunks: Iterable[bytes],
+        arguments: list[str],
+        out: Any,
+        env: dict[str, str],
+    ) -> str:
+        """Turn one archive (or a section of it) into SQL written to ``out``.
+
+        Returns pg_restore's error ("" if it succeeded, or psql stopped
+        reading, which psql's own exit code reports).
+        """
+        with tempfile.TemporaryFile() as err:
+            producer = subprocess.Popen(
+                [
+                    tool_path("pg_restore"),
+                    "--no-owner",
+                    "--no-privileges",
+                    "--file=-",
+                    *arguments,
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=env,
+            )
+            assert producer.stdout is not None
+            widen_pipe(producer.stdout)
+            errors: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    feed(producer, chunks)
+                except BaseException as e:  # raised in the caller's thread below
+                    errors.append(e)
+
+            feeder = threading.Thread(target=run, name="restore-feed")
+            feeder.start()
+            buffer = bytearray(1 << 20)
+            view = memoryview(buffer)
+            try:
+                while n := producer.stdout.readinto(buffer):  # type: ignore[attr-defined]
+                    out.write(view[:n])
+            except BrokenPipeError:
+                pass  # psql stopped; its exit code and stderr say why
+            finally:
+                producer.stdout.close()
+                feeder.join()
+                code = producer.wait()
+            if errors:
+                raise errors[0]
+            return stderr_tail(err) if code != 0 else ""
+
+
+def _make_unlogged(params: dict[str, Any]) -> None:
+    """Make every ordinary table of the (still empty) scratch database UNLOGGED.
+
+    Run after pre-data, before any data or foreign keys: loading data and
+    building indexes then write no WAL. What verify proves is unchanged: the
+    same schema, data, indexes and constraints must restore.
+    """
+    with psycopg.connect(
+        make_conninfo(**{k: str(v) for k, v in params.items()}), autocommit=True
+    ) as conn:
+        tables = conn.execute(
+            """
+            SELECT n.nspname, c.relname FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND c.relpersistence = 'p'
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg\\_%'
+            """
+        ).fetchall()
+        for schema, table in tables:
+            conn.execute(
+                sql.SQL("ALTER TABLE {}.{} SET UNLOGGED").format(
+                    sql.Identifier(schema), sql.Identifier(table)
+                )
+            )
+
+
+def _sizes(conn: psycopg.Connection) -> dict[tuple[str, str], int]:
+    """Bytes of each ordinary user table, keyed ``(schema, table)``."""
+    rows = conn.execute(
+        """
+        SELECT n.nspname, c.relname, pg_relation_size(c.oid) FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r'
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg\\_%'
+        """
+    ).fetchall()
+    return {(str(schema), str(table)): int(size) for schema, table, size in rows}
+
+
+def _quoted(name: str) -> str:
+    """A name as a pg_dump pattern that matches only itself."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _second_group(sizes: dict[tuple[str, str], int]) -> list[str]:
+    """pg_dump patterns of the tables whose data the second pg_dump reads.
+
+    Largest first, each table goes to the process with fewer bytes so far;
+    the first process also dumps the schema, so it takes the ties.
+    """
+    loads = [0, 0]
+    second = []
+    for (schema, table), size in sorted(sizes.items(), key=lambda item: -item[1]):
+        lighter = 0 if loads[0] <= loads[1] else 1
+        loads[lighter] += max(size, 1)
+        if lighter:
+            second.append(f"{_quoted(schema)}.{_quoted(table)}")
+    return second
+
+
+def _pump(
+    process: subprocess.Popen[bytes],
+    stream: int,
+    writer: ContainerWriter,
+    errors: list[BaseException],
+) -> None:
+    """Copy one pg_dump's output into the container (runs in its own thread)."""
+    assert process.stdout is not None
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    try:
+        while n := process.stdout.readinto(buffer):  # type: ignore[attr-defined]
+            writer.write(stream, view[:n])
+    except BaseException as e:  # handed to the caller's thread
+        errors.append(e)
+    finally:
+        # Closing our end makes a still-running pg_dump stop (SIGPIPE) when we
+        # bail out, e.g. on a full disk.
+        process.stdout.close()
