@@ -65,9 +65,13 @@ def test_the_tick_task_plans_the_critical_update_on_a_worker(celery_worker_proce
     MaintenanceWindow.objects.create(
         weekdays=list(range(7)), start=clock(22), end=clock(5)
     )
-    make_release("1.0.2", critical=True, force_after=timezone.now() + timedelta(days=3))
+    deadline = timezone.now() + timedelta(days=3)
+    make_release("1.0.2", critical=True, force_after=deadline)
     app.send_task("updates.enforcement_tick")
     wait_for(
         lambda: UpdateRun.objects.filter(to_version="1.0.2").exists(),
         "the critical update being scheduled",
     )
+    run = UpdateRun.objects.get(to_version="1.0.2")
+    assert run.state == UpdateRun.State.SCHEDULED
+    assert run.scheduled_for is not None and run.scheduled_for < deadline
