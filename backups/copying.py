@@ -109,15 +109,7 @@ def copy_backup(
             progress.publish(backup, f"Copying to {location}", step="copy", percent=0)
             _upload(backup, target)
         except BackupError as e:
-            progress.publish(backup, f"Copy failed: {e}", step="copy")
-            audit.record(
-                "backup.copy_failed",
-                user=user,
-                request=request,
-                target=backup.name,
-                backup_id=backup.pk,
-                error=str(e)[:1000],
-            )
+            _record_failure(backup, "copy", e, user=user, request=request)
             raise
         backup.copies = [c for c in backup.copies if c.get("location") != location]
         backup.copies.append(
@@ -144,6 +136,21 @@ def copy_backup(
             size=backup.size,
         )
         return backup
+
+
+def _record_failure(
+    backup: Backup, action: str, error: BackupError, *, user: Any, request: Any
+) -> None:
+    """Show a failed copy or fetch on the backup's row and in the audit log."""
+    progress.publish(backup, f"{action.capitalize()} failed: {error}", step=action)
+    audit.record(
+        f"backup.{action}_failed",
+        user=user,
+        request=request,
+        target=backup.name,
+        backup_id=backup.pk,
+        error=str(error)[:1000],
+    )
 
 
 def _upload(backup: Backup, target: S3Target) -> None:
@@ -189,15 +196,7 @@ def fetch_from_copy(
             with LocalTarget().writing(backup.file_name) as sink:
                 target.download(backup.file_name, sink)
         except BackupError as e:
-            progress.publish(backup, f"Fetch failed: {e}", step="fetch")
-            audit.record(
-                "backup.fetch_failed",
-                user=user,
-                request=request,
-                target=backup.name,
-                backup_id=backup.pk,
-                error=str(e)[:1000],
-            )
+            _record_failure(backup, "fetch", e, user=user, request=request)
             raise
         progress.publish(backup, f"Fetched from {location}", step="fetched")
         audit.record(
