@@ -14,6 +14,7 @@ class UpdatesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from backups.operations import register_clms_version_provider
         from clms_updates import lifecycle, progress
         from clms_updates.permissions import is_school_viewer
         from updates.pipeline.recovery import on_worker_start
@@ -24,6 +25,15 @@ class UpdatesConfig(AppConfig):
         post_migrate.connect(_install_periodic_check, sender=self)
         # Runs a killed worker left behind are resumed or rolled back.
         lifecycle.on_worker_start(on_worker_start)
+        # Manual backups record the installed CLMS version; backups never
+        # imports updates, so the agent tells it.
+        register_clms_version_provider(_installed_version)
+
+
+def _installed_version() -> str:
+    from updates.models import AgentState
+
+    return AgentState.load().installed_version
 
 
 def _install_periodic_check(**kwargs: Any) -> None:

@@ -90,3 +90,12 @@ def test_runs_are_followable_by_school_viewers(school_viewer, outsider) -> None:
 def test_the_installed_version_is_recorded() -> None:
     AgentState.record_installed("1.1.0")
     assert AgentState.load().installed_version == "1.1.0"
+
+
+def test_backups_learn_the_installed_clms_version_from_the_agent() -> None:
+    from backups.operations import installed_clms_version
+    from updates.models import AgentState
+
+    AgentState.load()
+    AgentState.record_installed("1.0.7")
+    assert installed_clms_version() == "1.0.7"
