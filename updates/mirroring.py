@@ -212,37 +212,17 @@ def fetch_bundle_upstream(version: str, sha256: str, size: int, target: Path) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     prune_cache(reserve=size)
     partial = target.with_suffix(".part")
-    digest = hashlib.sha256()
-    written = 0
-    try:
-        with requests.get(
-            url,
-            headers={"Authorization": f"Bearer {settings.UPDATES_VENDOR_API_KEY}"},
-            stream=True,
-            timeout=settings.UPDATES_SOURCE_TIMEOUT_SECONDS,
-        ) as response:
-            if response.status_code != 200:
-                raise MirrorUnavailable(
-                    f"the vendor answered {response.status_code} for the bundle of "
-                    f"{version}"
-                )
-            with partial.open("wb") as out:
-                for chunk in response.iter_content(1024 * 1024):
-                    written += len(chunk)
-                    if written > size:
-                        raise MirrorUnavailable(
-                            f"the vendor sent more than the signed {size} bytes for "
-                            f"the bundle of {version}; refused"
-                        )
-                    digest.update(chunk)
-                    out.write(chunk)
-    except requests.RequestException as e:
-        partial.unlink(missing_ok=True)
-        raise MirrorUnavailable(f"the vendor could not be reached: {e}") from None
-    except MirrorUnavailable:
-        partial.unlink(missing_ok=True)
-        raise
-    if written != size or digest.hexdigest() != sha256:
+    written, digest = _download(
+        url,
+        partial,
+        token=settings.UPDATES_VENDOR_API_KEY,
+        limit=size,
+        who="the vendor",
+        too_large=f"the vendor sent more than the signed {size} bytes for the "
+        f"bundle of {version}; refused",
+        version=version,
+    )
+    if written != size or digest != sha256:
         partial.unlink(missing_ok=True)
         raise MirrorUnavailable(
             f"the downloaded bundle of {version} does not match the signed checksum; "
@@ -303,39 +283,17 @@ def download_bundle(version: str) -> Path:
     target = folder / f"clms-{version}.zip"
     partial = folder / f".clms-{version}.zip.part"
     limit = settings.UPDATES_BUNDLE_MAX_MB * 1024 * 1024
-    digest = hashlib.sha256()
-    written = 0
-    try:
-        with requests.get(
-            url,
-            headers={"Authorization": f"Bearer {settings.UPDATES_MIRROR_TOKEN}"},
-            stream=True,
-            timeout=settings.UPDATES_SOURCE_TIMEOUT_SECONDS,
-        ) as response:
-            if response.status_code != 200:
-                raise MirrorUnavailable(
-                    f"the mirror answered {response.status_code} for the bundle of "
-                    f"{version}"
-                )
-            with partial.open("wb") as out:
-                for chunk in response.iter_content(1024 * 1024):
-                    written += len(chunk)
-                    if written > limit:
-                        raise MirrorUnavailable(
-                            f"the bundle of {version} is larger than "
-                            "UPDATES_BUNDLE_MAX_MB; the download was stopped"
-                        )
-                    digest.update(chunk)
-                    out.write(chunk)
-    except requests.RequestException as e:
-        partial.unlink(missing_ok=True)
-        raise MirrorUnavailable(f"the mirror could not be reached: {e}") from None
-    except MirrorUnavailable:
-        partial.unlink(missing_ok=True)
-        raise
-    if expected is not None and (
-        written != expected.size or digest.hexdigest() != expected.sha256
-    ):
+    written, digest = _download(
+        url,
+        partial,
+        token=settings.UPDATES_MIRROR_TOKEN,
+        limit=limit,
+        who="the mirror",
+        too_large=f"the bundle of {version} is larger than UPDATES_BUNDLE_MAX_MB; "
+        "the download was stopped",
+        version=version,
+    )
+    if expected is not None and (written != expected.size or digest != expected.sha256):
         partial.unlink(missing_ok=True)
         raise MirrorUnavailable(
             f"the bundle of {version} from the mirror does not match the signed "
@@ -343,3 +301,47 @@ def download_bundle(version: str) -> Path:
         )
     os.replace(partial, target)
     return target
+
+
+def _download(
+    url: str,
+    partial: Path,
+    *,
+    token: str,
+    limit: int,
+    who: str,
+    too_large: str,
+    version: str,
+) -> tuple[int, str]:
+    """Stream ``url`` into ``partial``, hashing it; stop past ``limit`` bytes.
+
+    Returns (bytes written, sha256 hex). On any failure the partial file is
+    removed and ``MirrorUnavailable`` says what went wrong.
+    """
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        with requests.get(
+            url,
+            headers={"Authorization": f"Bearer {token}"},
+            stream=True,
+            timeout=settings.UPDATES_SOURCE_TIMEOUT_SECONDS,
+        ) as response:
+            if response.status_code != 200:
+                raise MirrorUnavailable(
+                    f"{who} answered {response.status_code} for the bundle of {version}"
+                )
+            with partial.open("wb") as out:
+                for chunk in response.iter_content(1024 * 1024):
+                    written += len(chunk)
+                    if written > limit:
+                        raise MirrorUnavailable(too_large)
+                    digest.update(chunk)
+                    out.write(chunk)
+    except requests.RequestException as e:
+        partial.unlink(missing_ok=True)
+        raise MirrorUnavailable(f"{who} could not be reached: {e}") from None
+    except MirrorUnavailable:
+        partial.unlink(missing_ok=True)
+        raise
+    return written, digest.hexdigest()
