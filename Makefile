@@ -24,10 +24,10 @@ system-deps-test:
 	@bash scripts/system-deps.sh test
 
 run: system-deps-run venv
-	$(PY) -m clms_updates.demo
+	$(PY) -m devtools.demo
 
 test: system-deps-test venv
-	$(PY) -m clms_updates.localservices test -- $(PY) -m pytest $(PYTEST_ARGS); status=$$?; echo "Test artifacts (browser screenshots): $${CLMS_ARTIFACTS_DIR:-$(CURDIR)/test-artifacts}/"; exit $$status
+	$(PY) -m devtools.services test -- $(PY) -m pytest $(PYTEST_ARGS); status=$$?; echo "Test artifacts (browser screenshots): $${CLMS_ARTIFACTS_DIR:-$(CURDIR)/test-artifacts}/"; exit $$status
 
 lint: venv
 	$(VENV)/bin/ruff check .

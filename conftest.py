@@ -36,23 +36,30 @@ def require_service(name: str, env_var: str) -> str:
     pytest.skip(message)
 
 
-def _redis_up() -> bool:
-    import redis
-    from django.conf import settings
+@pytest.fixture(scope="session", autouse=True)
+def _no_foreign_broker() -> None:
+    """Without the Redis ``make test`` started, Celery talks to nothing outside.
 
-    try:
-        return bool(
-            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5).ping()
-        )
-    except Exception:
-        return False
+    The default ``REDIS_URL`` may be a running demo's Redis (``make run``); a
+    test must never queue tasks into it, nor flush it.
+    """
+    if "redis" in REQUIRED_SERVICES:
+        return
+    from clms_updates.celery import app
+
+    app.conf.update(broker_url="memory://", result_backend="cache+memory://")
 
 
 @pytest.fixture(autouse=True)
 def _test_settings(settings, request):  # type: ignore[no-untyped-def]
-    """Fast hashing; a clean cache per test; in-memory layers only without Redis."""
+    """Fast hashing; a clean cache per test; in-memory layers without our Redis.
+
+    Only the Redis that ``make test`` started (``CLMS_REQUIRE_SERVICES``) is
+    used and cleared between tests; any other Redis that happens to answer at
+    the default address belongs to someone else and is left alone.
+    """
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    if "redis" in REQUIRED_SERVICES or _redis_up():
+    if "redis" in REQUIRED_SERVICES:
         from django.core.cache import cache
 
         cache.clear()

@@ -8,7 +8,7 @@ with its ratio to the target, and the agent process's peak RSS.
 
 Run it against a real PostgreSQL (the service runner provides one):
 
-    .venv/bin/python -m clms_updates.localservices test --services postgres,redis -- \
+    .venv/bin/python -m devtools.services test --services postgres,redis -- \
         .venv/bin/python bench/backup_bench.py [--scale 1.0]
 """
 
@@ -131,7 +131,7 @@ def main() -> None:
         return
     if not args.pg_url:
         raise SystemExit(
-            "Give --pg-url (a superuser URL) or run under clms_updates.localservices."
+            "Give --pg-url (a superuser URL) or run under devtools.services."
         )
 
     from make_library_data import build

@@ -19,7 +19,7 @@ beside its target:
 
 Run it with the services it needs:
 
-    .venv/bin/python -m clms_updates.localservices test \\
+    .venv/bin/python -m devtools.services test \\
         --services redis,postgres,dockerd,registry -- .venv/bin/python bench/update_bench.py
 
 ``--rows N`` makes the library bigger (default 2 000 extra books; the backup
@@ -124,7 +124,7 @@ def main() -> int:
     args = parser.parse_args()
     for needed in ("DOCKER_HOST", "CLMS_TEST_REGISTRY", "CLMS_TEST_PG_URL"):
         if not os.environ.get(needed):
-            print(f"{needed} is not set: run this under clms_updates.localservices")
+            print(f"{needed} is not set: run this under devtools.services")
             return 2
     tmp = Path(tempfile.mkdtemp(prefix="update-bench-"))
     agent_url, library_url = _environment(tmp, os.environ["CLMS_TEST_PG_URL"])
@@ -143,14 +143,14 @@ def main() -> int:
     from django.utils import timezone
 
     from conftest import generate_signing_key
-    from tests.demo_stack import (
+    from devtools.demo_stack import (
         build_and_push,
         seed,
         start_stack,
         stop_stack,
         wait_healthy,
     )
-    from tests.demo_stack import health as probe
+    from devtools.demo_stack import health as probe
     from updates import checking, pipeline, scheduling
     from updates.models import AvailableRelease, UpdateRun
     from vendor_server import indexing
@@ -204,7 +204,7 @@ def main() -> int:
         indexing.forget_local_caches()
 
     # The demo stack at 1.0.0 with a library in it.
-    from clms_updates.localservices import free_port
+    from devtools.services import free_port
 
     port = free_port()
     project = f"bench-{uuid.uuid4().hex[:6]}"

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from clms_updates import localservices  # noqa: E402
+from devtools import services as localservices  # noqa: E402
 
 API_KEY = "clms_bench-school-key-0123456789"
 

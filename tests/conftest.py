@@ -1,3 +1,3 @@
 """Fixtures for the cross-app suites under ``tests/`` (the demo CLMS stack)."""
 
-from tests.demo_stack.fixtures import *  # noqa: F403
+from tests.demo_fixtures import *  # noqa: F403

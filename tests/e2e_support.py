@@ -27,7 +27,7 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 
 from conftest import database_url_for_subprocess
-from tests.demo_stack import DemoStack, wait_healthy
+from devtools.demo_stack import DemoStack, wait_healthy
 from updates import runtime
 from updates.models import AgentState, UpdateRun
 from vendor_server import indexing

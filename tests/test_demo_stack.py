@@ -13,8 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 import pytest
 
-from clms_updates.localservices import free_port
-from tests.demo_stack import (
+from devtools.demo_stack import (
     IMAGE_VARIABLE,
     VERSIONS,
     build_and_push,
@@ -22,6 +21,7 @@ from tests.demo_stack import (
     run_command,
     wait_healthy,
 )
+from devtools.services import free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.docker]
 
@@ -90,7 +90,7 @@ def test_the_stack_runs_like_a_compose_project_and_answers_health(
 def test_start_health_and_stop_take_well_under_a_few_seconds(
     start_demo_stack, demo_docker
 ):
-    from tests.demo_stack import stop_stack
+    from devtools.demo_stack import stop_stack
 
     started = time.monotonic()
     stack = start_demo_stack("1.0.0", seeded=False)
@@ -287,7 +287,7 @@ def test_the_command_line_starts_and_stops_a_stack(
     registry = demo_images["1.0.0"].split("/")[0]
     port = free_port()
     root = Path(__file__).resolve().parent.parent
-    command = [sys.executable, "-m", "tests.demo_stack"]
+    command = [sys.executable, "-m", "devtools.demo_stack"]
     started = subprocess.run(
         [
             *command,

@@ -22,7 +22,7 @@ from django.test import Client
 from django.utils import timezone
 
 from clms_updates.models import AuditEntry
-from tests.demo_stack import health
+from devtools.demo_stack import health
 from tests.e2e_support import FAST_HEALTH, School, school_fixture  # noqa: F401
 from updates import enforcement
 from updates.models import AgentState, MaintenanceWindow, UpdateRun

@@ -22,9 +22,9 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from clms_updates.localservices import Service, start_registry
-from tests.demo_stack import health
-from tests.demo_stack.images import LOCAL_REPOSITORY
+from devtools.demo_stack import health
+from devtools.demo_stack.images import LOCAL_REPOSITORY
+from devtools.services import Service, start_registry
 from tests.e2e_support import FAST_HEALTH, School, school_fixture  # noqa: F401
 from updates import offline, runtime
 from updates.models import AgentState, AvailableRelease, OfflineBundle, UpdateRun

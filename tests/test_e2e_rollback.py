@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from django.utils import timezone
 
-from tests.demo_stack import health
+from devtools.demo_stack import health
 from tests.e2e_support import School, school_fixture  # noqa: F401  (fixture)
 from updates import checking, scheduling, tasks
 from updates.models import AgentState, AvailableRelease, UpdateCheck, UpdateRun

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from backups.models import Backup
-from tests.demo_stack import health
+from devtools.demo_stack import health
 from tests.e2e_support import School, school_fixture  # noqa: F401  (fixture)
 from updates import runtime, scheduling
 from updates.models import AgentState, MaintenanceWindow, UpdateRun

@@ -26,8 +26,8 @@ from psycopg import sql
 from clms_updates import manifest as m
 from clms_updates.manifest import import_public_keys
 from conftest import generate_signing_key
-from tests.demo_stack import DemoStack, wait_healthy
-from tests.demo_stack.fixtures import (
+from devtools.demo_stack import DemoStack, wait_healthy
+from tests.demo_fixtures import (
     demo_database,
     demo_docker,
     demo_images,

@@ -13,8 +13,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.demo_stack import wait_healthy
-from tests.demo_stack.fixtures import *  # noqa: F403  (the demo stack fixtures)
+from devtools.demo_stack import wait_healthy
+from tests.demo_fixtures import *  # noqa: F403  (the demo stack fixtures)
 from updates import runtime
 from updates.runtime import (
     DockerUnavailable,
@@ -335,7 +335,7 @@ def test_a_snapshot_survives_a_round_trip_through_json(engine, demo_stack):
 
 
 def test_the_env_file_written_for_compose_is_updated_in_place(tmp_path: Path):
-    from tests.demo_stack import write_env_file
+    from devtools.demo_stack import write_env_file
 
     env_file = tmp_path / "clms.env"
     write_env_file(

@@ -22,7 +22,7 @@ from django.utils import timezone
 from backups.models import Backup
 from clms_updates import manifest as m
 from clms_updates.models import AuditEntry
-from tests.demo_stack import health
+from devtools.demo_stack import health
 from updates import pipeline, runtime, scheduling, tasks
 from updates.models import AgentState, UpdateRun
 from updates.pipeline import maintenance

@@ -14,8 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from clms_updates import localservices
 from clms_updates.manifest import Image, ReleaseManifest, parse_manifest
+from devtools import services as localservices
 from vendor_server import indexing, keys
 from vendor_server.models import Release
 from vendor_server.publishing import PublishError, publish

@@ -17,16 +17,16 @@ import docker
 import psycopg
 import pytest
 
-from clms_updates.localservices import free_port
 from conftest import require_service
-from tests.demo_stack.images import build_and_push
-from tests.demo_stack.stack import (
+from devtools.demo_stack.images import build_and_push
+from devtools.demo_stack.stack import (
     DemoStack,
     seed,
     start_stack,
     stop_stack,
     wait_healthy,
 )
+from devtools.services import free_port
 
 __all__ = [
     "demo_database",

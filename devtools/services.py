@@ -1,6 +1,6 @@
 """Start the real services the tests and the demo need, on loopback, in a folder.
 
-``make test`` runs ``python -m clms_updates.localservices test -- pytest …``: it
+``make test`` runs ``python -m devtools.services test -- pytest …``: it
 starts Redis, PostgreSQL, a Docker engine and a Docker registry in a temporary
 directory, exports where they listen, runs the command, and stops them all,
 whatever the command's outcome. ``make run`` uses the same functions with a
@@ -56,6 +56,39 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+def unmount_below(root: Path) -> list[str]:
+    """Unmount whatever a stopped service left mounted under ``root`` (deepest first).
+
+    dockerd bind-mounts network namespaces under its exec root (``netns/default``)
+    and leaves them when it stops; the folder cannot be removed until they go.
+    """
+    prefix = str(root.resolve()) + "/"
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    points = sorted(
+        {
+            line.split()[1].replace("\\040", " ")
+            for line in lines
+            if len(line.split()) > 1 and line.split()[1].startswith(prefix)
+        },
+        key=len,
+        reverse=True,
+    )
+    for point in points:
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    return points
+
+
+def remove_tree(root: Path) -> None:
+    """Remove a services folder, mounts included; say so if anything stays behind."""
+    unmount_below(root)
+    shutil.rmtree(root, ignore_errors=True)
+    if root.exists():
+        print(f"[services] could not remove {root} entirely", file=sys.stderr)
 
 
 def free_port() -> int:
@@ -355,7 +388,7 @@ def main(argv: list[str]) -> int:
     """``test [--keep] [--services a,b] -- COMMAND…``: run COMMAND with services up."""
     if not argv or argv[0] != "test" or "--" not in argv:
         print(
-            "usage: python -m clms_updates.localservices test [--services redis,postgres,dockerd,registry] -- COMMAND…",
+            "usage: python -m devtools.services test [--services redis,postgres,dockerd,registry] -- COMMAND…",
             file=sys.stderr,
         )
         return 2
@@ -389,7 +422,7 @@ def main(argv: list[str]) -> int:
         print(f"[services] {e}", file=sys.stderr)
         return 3
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        remove_tree(root)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from clms_updates import localservices
+from devtools import services as localservices
 
 REGISTRY_PORT = int(os.environ.get("CLMS_DEMO_REGISTRY_PORT", "5050"))
 POSTGRES_PORT = int(os.environ.get("CLMS_DEMO_POSTGRES_PORT", "5433"))
@@ -80,13 +80,13 @@ def start(var: Path) -> tuple[list[localservices.Service], dict[str, str], list[
     """Bring the demo installation up; return (services, agent env, release files)."""
     import docker
 
-    from tests.demo_stack import (
+    from devtools.demo_stack import (
         build_and_push,
         project_containers,
         start_stack,
         stop_stack,
     )
-    from tests.demo_stack import seed as seed_database
+    from devtools.demo_stack import seed as seed_database
 
     services: list[localservices.Service] = []
     if localservices.port_open(REGISTRY_PORT):

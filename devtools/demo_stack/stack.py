@@ -60,7 +60,7 @@ def write_env_file(
     """The env file ``docker compose --env-file`` reads for ``compose.yml``."""
     env_file.parent.mkdir(parents=True, exist_ok=True)
     env_file.write_text(
-        "# Demo CLMS stack (tests/demo_stack/compose.yml); the agent rewrites the\n"
+        "# Demo CLMS stack (devtools/demo_stack/compose.yml); the agent rewrites the\n"
         "# image line when it updates the stack.\n"
         f"{IMAGE_VARIABLE}={image_ref}\n"
         f"CLMS_DATABASE_URL={database_url}\n"
@@ -229,7 +229,8 @@ def wait_healthy(
 ) -> dict[str, object]:
     """Poll ``url`` every 100 ms until it answers 200 (at ``version`` when given)."""
     deadline = time.monotonic() + timeout
-    status, body = 0, {}
+    status = 0
+    body: dict[str, object] = {}
     while time.monotonic() < deadline:
         status, body = health(url)
         if status == 200 and (version is None or body.get("version") == version):

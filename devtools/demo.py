@@ -17,7 +17,8 @@ import threading
 import time
 from pathlib import Path
 
-from clms_updates import demo_clms, localservices
+from devtools import demo_clms
+from devtools import services as localservices
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

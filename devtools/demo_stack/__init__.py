@@ -5,8 +5,8 @@
 ``docker compose`` would; ``wait_healthy`` polls its ``/health``. See README.md.
 """
 
-from tests.demo_stack.images import VERSIONS, DemoBuildError, build_and_push
-from tests.demo_stack.stack import (
+from devtools.demo_stack.images import VERSIONS, DemoBuildError, build_and_push
+from devtools.demo_stack.stack import (
     IMAGE_VARIABLE,
     SERVICES,
     DemoStack,

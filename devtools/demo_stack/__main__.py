@@ -1,9 +1,9 @@
 """Command line for the demo CLMS stack (``make run`` and people use it).
 
-    python -m tests.demo_stack build --registry 127.0.0.1:5000
-    python -m tests.demo_stack start --version 1.0.0 --database-url URL \
+    python -m devtools.demo_stack build --registry 127.0.0.1:5000
+    python -m devtools.demo_stack start --version 1.0.0 --database-url URL \
         --port 8090 --state-dir var/demo/state --env-file var/demo/clms.env
-    python -m tests.demo_stack stop [--project clms]
+    python -m devtools.demo_stack stop [--project clms]
 
 ``DOCKER_HOST`` picks the engine. ``build`` prints the JSON map of version to
 digest reference; ``start`` builds and pushes first when given ``--registry``.
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import docker
 
-from tests.demo_stack.images import build_and_push
-from tests.demo_stack.stack import seed, start_stack, stop_stack, wait_healthy
+from devtools.demo_stack.images import build_and_push
+from devtools.demo_stack.stack import seed, start_stack, stop_stack, wait_healthy
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.demo_stack")
+    parser = argparse.ArgumentParser(prog="python -m devtools.demo_stack")
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build and push every demo version")
     build.add_argument("--registry", required=True, help="host:port of the registry")
