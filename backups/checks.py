@@ -9,7 +9,8 @@ import zstandard
 from backups.errors import BackupError
 from backups.models import Backup
 from backups.storage import LocalTarget
-from backups.streams import decompressed_chunks, sha256_of
+from backups.streams import decompressed_chunks
+from clms_updates.files import sha256_stream
 
 
 def check_file(backup: Backup, target: LocalTarget | None = None) -> None:
@@ -34,7 +35,7 @@ def check_file(backup: Backup, target: LocalTarget | None = None) -> None:
             "something was appended to it. Make a new backup."
         )
     with target.open_read(backup.file_name) as handle:
-        digest, _ = sha256_of(handle)
+        digest, _ = sha256_stream(handle)
     if digest != backup.sha256:
         raise BackupError(
             f"The backup file {path} fails its checksum (sha256 {digest[:16]}... "

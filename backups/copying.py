@@ -8,8 +8,6 @@ a copy never races a delete or a verify of the same file.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.utils import timezone
 
 from backups.errors import BackupError
@@ -17,6 +15,7 @@ from backups.locking import exclusive
 from backups.models import Backup
 from backups.storage import LocalTarget, S3Target, copy_target
 from clms_updates import audit, progress
+from clms_updates.actions import Actor
 
 NO_TARGET_MESSAGE = (
     "No second backup target is configured, so there is nowhere to copy to or "
@@ -85,8 +84,7 @@ def copy_backup(
     backup_id: int,
     target: S3Target | None = None,
     *,
-    user: Any = None,
-    request: Any = None,
+    actor: Actor | None = None,
 ) -> Backup:
     """Upload ``backup_id``'s file and manifest to the copy target; record where.
 
@@ -109,7 +107,7 @@ def copy_backup(
             progress.publish(backup, f"Copying to {location}", step="copy", percent=0)
             _upload(backup, target)
         except BackupError as e:
-            _record_failure(backup, "copy", e, user=user, request=request)
+            _record_failure(backup, "copy", e, actor=actor)
             raise
         backup.copies = [c for c in backup.copies if c.get("location") != location]
         backup.copies.append(
@@ -128,8 +126,7 @@ def copy_backup(
         )
         audit.record(
             "backup.copy",
-            user=user,
-            request=request,
+            actor=actor,
             target=backup.name,
             backup_id=backup.pk,
             location=location,
@@ -139,14 +136,13 @@ def copy_backup(
 
 
 def _record_failure(
-    backup: Backup, action: str, error: BackupError, *, user: Any, request: Any
+    backup: Backup, action: str, error: BackupError, *, actor: Actor | None
 ) -> None:
     """Show a failed copy or fetch on the backup's row and in the audit log."""
     progress.publish(backup, f"{action.capitalize()} failed: {error}", step=action)
     audit.record(
         f"backup.{action}_failed",
-        user=user,
-        request=request,
+        actor=actor,
         target=backup.name,
         backup_id=backup.pk,
         error=str(error)[:1000],
@@ -173,8 +169,7 @@ def fetch_from_copy(
     backup_id: int,
     target: S3Target | None = None,
     *,
-    user: Any = None,
-    request: Any = None,
+    actor: Actor | None = None,
 ) -> Backup:
     """Bring a backup's lost file back from the copy target into the local directory.
 
@@ -196,13 +191,12 @@ def fetch_from_copy(
             with LocalTarget().writing(backup.file_name) as sink:
                 target.download(backup.file_name, sink)
         except BackupError as e:
-            _record_failure(backup, "fetch", e, user=user, request=request)
+            _record_failure(backup, "fetch", e, actor=actor)
             raise
         progress.publish(backup, f"Fetched from {location}", step="fetched")
         audit.record(
             "backup.fetch",
-            user=user,
-            request=request,
+            actor=actor,
             target=backup.name,
             backup_id=backup.pk,
             location=location,

@@ -14,10 +14,11 @@ from django.utils import timezone
 from backups.engines import engine_for
 from backups.errors import BackupError
 from backups.locking import exclusive
-from backups.models import Backup, IllegalTransition
+from backups.models import Backup
 from backups.storage import LocalTarget, full_disk_message
 from backups.streams import HashingWriter, compressor
 from clms_updates import progress
+from clms_updates.statemachine import InvalidTransition
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +50,12 @@ def run_backup(backup_id: int, *, clms_version: str = "") -> Backup:
         backup = Backup.objects.get(pk=backup_id)
         try:
             backup.start()
-        except IllegalTransition as e:
+        except InvalidTransition as e:
             # E.g. a redelivered task after the worker died: never retake it.
             raise BackupError(
                 f"Backup {backup.name} is {backup.status}, so it was not started "
                 "again; start a new backup instead."
             ) from e
-        progress.publish(
-            backup,
-            "Starting the backup",
-            step="dump",
-            percent=0,
-            extra_fields=("status", "started_at"),
-        )
         try:
             _dump(backup, clms_version)
         except BackupError as e:
@@ -91,12 +85,6 @@ def _fail(backup: Backup, reason: str) -> None:
     if backup.status == Backup.Status.FAILED:
         return
     backup.fail(reason)
-    progress.publish(
-        backup,
-        f"Backup failed: {reason}",
-        step="failed",
-        extra_fields=("status", "failure_reason", "verified_at", "finished_at"),
-    )
 
 
 def _dump(backup: Backup, clms_version: str) -> None:
@@ -151,15 +139,11 @@ def _dump(backup: Backup, clms_version: str) -> None:
     }
     with target.writing(backup.name + ".manifest.json") as handle:
         handle.write(json.dumps(backup.manifest, indent=2, sort_keys=True).encode())
-    backup.mark_created()
-    backup.duration_seconds = round(duration, 3)
-    progress.publish(
-        backup,
+    backup.mark_created(
         f"Backup written: {backup.size} bytes, {sum(result.row_counts.values())} rows",
-        step="created",
-        percent=100,
-        extra_fields=(
-            "status",
+        # The dump's own clock, without the time spent waiting for the lock.
+        duration_seconds=round(duration, 3),
+        fields=(
             "engine",
             "file_name",
             "size",
@@ -167,7 +151,5 @@ def _dump(backup: Backup, clms_version: str) -> None:
             "clms_version",
             "server_version",
             "manifest",
-            "finished_at",
-            "duration_seconds",
         ),
     )

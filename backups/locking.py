@@ -88,11 +88,8 @@ def recover_interrupted(target: LocalTarget) -> None:
             "or the worker was restarted or killed). Its partial file was removed; "
             "run a new backup."
         )
-        backup.save()
     for backup in Backup.objects.filter(status=Backup.Status.VERIFYING):
         backup.interrupt_verify()
-        backup.message = "Verification was interrupted; verify it again."
-        backup.save()
     try:
         from backups.engines import engine_for
         from backups.engines.postgres import PostgresEngine

@@ -7,16 +7,13 @@ from django.db import models
 from django.utils import timezone
 
 from clms_updates.progress import TrackedProgress
-
-
-class IllegalTransition(Exception):
-    """A status change the backup state machine does not allow."""
+from clms_updates.statemachine import StateMachine
 
 
 class Backup(TrackedProgress):
     """A compressed dump of the CLMS database plus its manifest.
 
-    Status transitions (anything else raises ``IllegalTransition``)::
+    Status transitions (``BACKUP_MACHINE``; anything else raises ``InvalidTransition``)::
 
         pending  -> running -> created -> verifying -> verified
         verified -> verifying            (verify again)
@@ -91,51 +88,99 @@ class Backup(TrackedProgress):
             p for p in [primary, *(c.get("location", "") for c in self.copies)] if p
         ]
 
-    def _move(self, allowed: tuple[str, ...], new: str) -> None:
-        if self.status not in allowed:
-            raise IllegalTransition(
-                f"Backup {self.name} is {self.status}; it cannot become {new}."
-            )
-        self.status = new
-
     def start(self) -> None:
-        """pending -> running."""
-        self._move((self.Status.PENDING,), self.Status.RUNNING)
+        """pending -> running (the dump begins)."""
         self.started_at = timezone.now()
+        BACKUP_MACHINE.move(
+            self,
+            self.Status.RUNNING,
+            "Starting the backup",
+            fields=("started_at",),
+            step="dump",
+            percent=0,
+        )
 
-    def mark_created(self) -> None:
+    def mark_created(
+        self,
+        message: str = "The backup file is complete",
+        *,
+        duration_seconds: float | None = None,
+        fields: tuple[str, ...] = (),
+    ) -> None:
         """running -> created (the file is complete and renamed into place)."""
-        self._move((self.Status.RUNNING,), self.Status.CREATED)
         self.finished_at = timezone.now()
-        if self.started_at:
+        if duration_seconds is not None:
+            self.duration_seconds = duration_seconds
+        elif self.started_at:
             self.duration_seconds = (self.finished_at - self.started_at).total_seconds()
+        BACKUP_MACHINE.move(
+            self,
+            self.Status.CREATED,
+            message,
+            fields=(*fields, "finished_at", "duration_seconds"),
+            step="created",
+            percent=100,
+        )
 
     def start_verify(self) -> None:
         """created | verified -> verifying."""
-        self._move((self.Status.CREATED, self.Status.VERIFIED), self.Status.VERIFYING)
+        BACKUP_MACHINE.move(
+            self,
+            self.Status.VERIFYING,
+            "Checking the file's size and checksum",
+            step="verify",
+            percent=5,
+        )
 
     def mark_verified(self) -> None:
         """verifying -> verified."""
-        self._move((self.Status.VERIFYING,), self.Status.VERIFIED)
         self.verified_at = timezone.now()
+        BACKUP_MACHINE.move(
+            self,
+            self.Status.VERIFIED,
+            "Verified: the backup restores with the same row counts",
+            fields=("verified_at",),
+            step="verified",
+            percent=100,
+        )
 
     def interrupt_verify(self) -> None:
         """verifying -> created: a crash stopped verification, not the backup."""
-        self._move((self.Status.VERIFYING,), self.Status.CREATED)
+        BACKUP_MACHINE.move(
+            self,
+            self.Status.CREATED,
+            "Verification was interrupted; verify it again.",
+        )
 
     def fail(self, reason: str) -> None:
         """Any non-failed state -> failed, recording why. Never usable again."""
-        self._move(
-            (
-                self.Status.PENDING,
-                self.Status.RUNNING,
-                self.Status.CREATED,
-                self.Status.VERIFYING,
-                self.Status.VERIFIED,
-            ),
-            self.Status.FAILED,
-        )
         self.failure_reason = reason
         self.verified_at = None
         if self.finished_at is None:
             self.finished_at = timezone.now()
+        BACKUP_MACHINE.move(
+            self,
+            self.Status.FAILED,
+            reason,
+            fields=("failure_reason", "verified_at", "finished_at"),
+            step="failed",
+        )
+
+
+BACKUP_MACHINE = StateMachine(
+    "status",
+    {
+        Backup.Status.RUNNING: (Backup.Status.PENDING,),
+        Backup.Status.CREATED: (Backup.Status.RUNNING, Backup.Status.VERIFYING),
+        Backup.Status.VERIFYING: (Backup.Status.CREATED, Backup.Status.VERIFIED),
+        Backup.Status.VERIFIED: (Backup.Status.VERIFYING,),
+        Backup.Status.FAILED: (
+            Backup.Status.PENDING,
+            Backup.Status.RUNNING,
+            Backup.Status.CREATED,
+            Backup.Status.VERIFYING,
+            Backup.Status.VERIFIED,
+        ),
+    },
+    terminal=(Backup.Status.FAILED,),
+)

@@ -16,6 +16,7 @@ from backups.errors import BackupError
 from backups.locking import exclusive
 from backups.models import Backup
 from backups.storage import LocalTarget, copy_target
+from clms_updates.actions import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +73,11 @@ def copy_if_configured(backup_id: int) -> None:
         logger.warning("Copy of backup %s failed: %s", backup_id, e)
 
 
-def restore_backup(backup_id: int, *, user: Any = None, reason: str = "") -> Backup:
+def restore_backup(
+    backup_id: int, *, actor: Actor | None = None, reason: str = ""
+) -> Backup:
     """Restore verified backup ``backup_id`` into the CLMS database (audited)."""
-    return restoring.restore_backup(backup_id, user=user, reason=reason)
+    return restoring.restore_backup(backup_id, actor=actor, reason=reason)
 
 
 def release_hold(hold: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from django.utils import timezone
 
@@ -13,12 +12,13 @@ from backups.errors import BackupError
 from backups.locking import exclusive
 from backups.models import Backup
 from clms_updates import audit, progress
+from clms_updates.actions import Actor
 
 logger = logging.getLogger(__name__)
 
 
 def restore_backup(
-    backup_id: int, *, user: Any = None, reason: str = "", request: Any = None
+    backup_id: int, *, actor: Actor | None = None, reason: str = ""
 ) -> Backup:
     """Replace the CLMS database's contents with verified backup ``backup_id``.
 
@@ -46,13 +46,7 @@ def restore_backup(
             check_file(backup)
         except BackupError as e:
             backup.fail(f"Checked before a restore: {e}")
-            progress.publish(
-                backup,
-                backup.failure_reason,
-                step="failed",
-                extra_fields=("status", "failure_reason", "verified_at", "finished_at"),
-            )
-            _audit_failure(backup, user, request, reason, str(e))
+            _audit_failure(backup, actor, reason, str(e))
             raise BackupError(
                 f"Backup {backup.name} was not restored: {e} The CLMS database is "
                 "unchanged."
@@ -65,7 +59,7 @@ def restore_backup(
             compare_counts(backup.manifest.get("row_counts", {}), counts)
         except BackupError as e:
             progress.publish(backup, f"Restore failed: {e}", step="restore")
-            _audit_failure(backup, user, request, reason, str(e))
+            _audit_failure(backup, actor, reason, str(e))
             raise
         backup.restored_at = timezone.now()
         progress.publish(
@@ -77,8 +71,7 @@ def restore_backup(
         )
         audit.record(
             "backup.restore",
-            user=user,
-            request=request,
+            actor=actor,
             target=backup.name,
             backup_id=backup.pk,
             sha256=backup.sha256,
@@ -89,12 +82,11 @@ def restore_backup(
 
 
 def _audit_failure(
-    backup: Backup, user: Any, request: Any, reason: str, error: str
+    backup: Backup, actor: Actor | None, reason: str, error: str
 ) -> None:
     audit.record(
         "backup.restore_failed",
-        user=user,
-        request=request,
+        actor=actor,
         target=backup.name,
         backup_id=backup.pk,
         reason=reason,

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
-from backups.errors import BackupError
 from backups.locking import exclusive
 from backups.models import Backup
 from backups.storage import LocalTarget, copy_target
 from clms_updates import audit
+from clms_updates.actions import Actor
 
 FAILED_KEPT_FOR = dt.timedelta(days=7)
 
@@ -81,57 +80,51 @@ def plan_retention(now: dt.datetime | None = None) -> Plan:
     return plan
 
 
-def prune_backups(*, dry_run: bool = False, user: Any = None) -> list[Backup]:
+def prune_backups(*, dry_run: bool = False, actor: Actor | None = None) -> list[Backup]:
     """Delete what ``plan_retention`` says goes (nothing when ``dry_run``)."""
     with exclusive():
         plan = plan_retention()
         if not dry_run:
             for backup in plan.delete:
-                _remove(backup)
+                remove(backup)
             if plan.delete:
                 audit.record(
                     "backup.prune",
-                    user=user,
+                    actor=actor,
                     target=", ".join(b.name for b in plan.delete)[:200],
                     deleted=[b.name for b in plan.delete],
                 )
         return plan.delete
 
 
-def delete_backup(backup_id: int, *, user: Any = None, request: Any = None) -> str:
-    """Delete one backup (files everywhere, then the row); returns its name.
+def deletion_refusal(backup: Backup) -> str:
+    """Why ``backup`` may not be deleted now, or "" when it may.
 
-    Refuses a busy backup, a held one, and the newest verified one (the last
-    known-good restore point).
+    A busy backup, a held one (an update may need it for a rollback) and the
+    newest verified one (the last known-good restore point) are kept.
     """
-    with exclusive():
-        backup = Backup.objects.get(pk=backup_id)
-        if backup.status in Backup.BUSY_STATUSES:
-            raise BackupError(
-                f"Backup {backup.name} is {backup.status}; wait until it finishes."
-            )
-        if backup.hold:
-            raise BackupError(
-                f"Backup {backup.name} is held by {backup.hold} (an update may need it "
-                "for a rollback); it is released when that update finishes."
-            )
-        newest = (
-            Backup.objects.filter(status=Backup.Status.VERIFIED)
-            .order_by("-created_at", "-id")
-            .first()
+    if backup.status in Backup.BUSY_STATUSES:
+        return f"Backup {backup.name} is {backup.status}; wait until it finishes."
+    if backup.hold:
+        return (
+            f"Backup {backup.name} is held by {backup.hold} (an update may need it "
+            "for a rollback); it is released when that update finishes."
         )
-        if newest is not None and newest.pk == backup.pk:
-            raise BackupError(
-                f"Backup {backup.name} is the newest verified backup, the last known "
-                "good restore point, so it is kept. Make and verify a newer one first."
-            )
-        name = backup.name
-        _remove(backup)
-        audit.record("backup.delete", user=user, request=request, target=name)
-        return name
+    newest = (
+        Backup.objects.filter(status=Backup.Status.VERIFIED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if newest is not None and newest.pk == backup.pk:
+        return (
+            f"Backup {backup.name} is the newest verified backup, the last known "
+            "good restore point, so it is kept. Make and verify a newer one first."
+        )
+    return ""
 
 
-def _remove(backup: Backup) -> None:
+def remove(backup: Backup) -> None:
+    """Delete a backup's files (here and on the copy target), then its row."""
     local = LocalTarget()
     for file_name in filter(None, [backup.file_name, backup.name + ".manifest.json"]):
         local.delete(file_name)

@@ -46,18 +46,6 @@ def compressor() -> zstandard.ZstdCompressor:
     )
 
 
-def sha256_of(fileobj: BinaryIO) -> tuple[str, int]:
-    """The sha256 and size of everything left in ``fileobj``, read in chunks."""
-    hasher = hashlib.sha256()
-    size = 0
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    while n := fileobj.readinto(buffer):  # type: ignore[attr-defined]
-        hasher.update(view[:n])
-        size += n
-    return hasher.hexdigest(), size
-
-
 def decompressed_chunks(fileobj: BinaryIO) -> Iterator[bytes]:
     """The original dump, chunk by chunk, from a compressed backup file.
 

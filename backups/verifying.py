@@ -8,8 +8,9 @@ from backups.checks import BackupChunks, check_file, compare_counts
 from backups.engines import engine_for
 from backups.errors import BackupError
 from backups.locking import exclusive
-from backups.models import Backup, IllegalTransition
+from backups.models import Backup
 from clms_updates import progress
+from clms_updates.statemachine import InvalidTransition
 
 logger = logging.getLogger(__name__)
 
@@ -27,29 +28,16 @@ def verify_backup(backup_id: int) -> Backup:
         backup = Backup.objects.get(pk=backup_id)
         try:
             backup.start_verify()
-        except IllegalTransition as e:
+        except InvalidTransition as e:
             raise BackupError(
                 f"Backup {backup.name} is {backup.status}; only a created or verified "
                 "backup can be verified."
             ) from e
-        progress.publish(
-            backup,
-            "Checking the file's size and checksum",
-            step="verify",
-            percent=5,
-            extra_fields=("status",),
-        )
         try:
             _verify(backup)
         except BackupError as e:
             reason = f"Verification failed: {e}"
             backup.fail(reason)
-            progress.publish(
-                backup,
-                reason,
-                step="failed",
-                extra_fields=("status", "failure_reason", "verified_at", "finished_at"),
-            )
             raise BackupError(f"Backup {backup.name}: {reason}") from e
         except Exception as e:
             logger.exception("Verifying %s failed unexpectedly", backup.name)
@@ -58,21 +46,8 @@ def verify_backup(backup_id: int) -> Backup:
                 "the agent's log."
             )
             backup.fail(reason)
-            progress.publish(
-                backup,
-                reason,
-                step="failed",
-                extra_fields=("status", "failure_reason", "verified_at", "finished_at"),
-            )
             raise BackupError(f"Backup {backup.name}: {reason}") from e
         backup.mark_verified()
-        progress.publish(
-            backup,
-            "Verified: the backup restores with the same row counts",
-            step="verified",
-            percent=100,
-            extra_fields=("status", "verified_at"),
-        )
         return backup
 
 

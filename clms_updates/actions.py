@@ -56,9 +56,36 @@ class Actor:
         """Someone at the server's shell, through a management command."""
         return cls(user=user, address=None, via=VIA_COMMAND)
 
+    def to_task(self) -> dict[str, Any]:
+        """This actor as JSON, for a task that acts on its behalf later."""
+        return {
+            "user_id": self.user.pk if self.user is not None else None,
+            "address": self.address,
+            "via": self.via,
+        }
+
+    @classmethod
+    def from_task(cls, data: dict[str, Any] | None) -> Actor:
+        """The actor a task was queued for (``to_task``); the system if none."""
+        if not data:
+            return cls.system()
+        from django.contrib.auth import get_user_model
+
+        user = None
+        if data.get("user_id") is not None:
+            user = get_user_model().objects.filter(pk=data["user_id"]).first()
+        return cls(
+            user=user, address=data.get("address"), via=data.get("via", VIA_SYSTEM)
+        )
+
     @property
     def is_person(self) -> bool:
         return self.user is not None or self.via in (VIA_PAGE, VIA_API, VIA_COMMAND)
+
+    @property
+    def over_http(self) -> bool:
+        """Whether the change came through a page, the API or the admin (a login)."""
+        return self.via in (VIA_PAGE, VIA_API, VIA_ADMIN)
 
     @property
     def username(self) -> str:
@@ -89,16 +116,20 @@ class ActionRefused(Exception):
         code: str,
         field: str | None = None,
         conflict: bool = False,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.field = field
         self.conflict = conflict
+        self._status = status
 
     @property
     def status(self) -> int:
         """The HTTP status an API answers this refusal with."""
+        if self._status is not None:
+            return self._status
         return 409 if self.conflict else 400
 
     def as_dict(self) -> dict[str, Any]:

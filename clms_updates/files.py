@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from io import BufferedReader
+from typing import Any, BinaryIO, cast
 
 
-def sha256_stream(stream: BufferedReader) -> tuple[str, int]:
+def sha256_stream(stream: BinaryIO) -> tuple[str, int]:
     """The sha256 hex and the byte count of what is left in the file ``stream``."""
     start = stream.tell()
-    digest = hashlib.file_digest(stream, "sha256")
+    # file_digest reads any binary file object with readinto (typeshed is narrower).
+    digest = hashlib.file_digest(cast(Any, stream), "sha256")
     return digest.hexdigest(), stream.tell() - start
 
 

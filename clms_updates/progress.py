@@ -20,7 +20,7 @@ from typing import Any, Literal, TypedDict
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.apps import apps
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -140,9 +140,10 @@ def publish(
     """Record progress on the row, then push it to whoever follows the job.
 
     ``extra_fields`` names other fields the caller changed on ``instance`` that
-    must be saved in the same write (the state, timings).
-    A channel layer that is down is logged, never raised: progress must not
-    break the work it describes.
+    must be saved in the same write (the state, timings). The push waits for
+    the surrounding transaction to commit, so a follower never sees a state
+    that is then rolled back. A channel layer that is down is logged, never
+    raised: progress must not break the work it describes.
     """
     now = timezone.now()
     if step is not None:
@@ -158,7 +159,7 @@ def publish(
     instance.save(update_fields=fields + [f for f in extra_fields if f not in fields])
 
     payload = _payload(instance, "update", line)
-    send(payload)
+    transaction.on_commit(lambda: send(payload))
     return payload
 
 

@@ -368,6 +368,10 @@ VENDOR_BUNDLE_DIR = Path(
     os.environ.get("VENDOR_BUNDLE_DIR", str(VAR_DIR / "vendor-bundles"))
 )
 VENDOR_MAX_BUNDLE_MB = envint("VENDOR_MAX_BUNDLE_MB", "2048", minimum=1)
+# How often beat re-signs the index when it is close to expiring, and writes the
+# buffered check-ins to the database (minutes).
+VENDOR_INDEX_REFRESH_MINUTES = envint("VENDOR_INDEX_REFRESH_MINUTES", "60", minimum=1)
+VENDOR_CHECKIN_FLUSH_MINUTES = envint("VENDOR_CHECKIN_FLUSH_MINUTES", "1", minimum=1)
 # Auto-pause a rollout when this share (percent) of at least N reports failed.
 VENDOR_PAUSE_FAILURE_PERCENT = envint("VENDOR_PAUSE_FAILURE_PERCENT", "20", minimum=1)
 VENDOR_PAUSE_MIN_REPORTS = envint("VENDOR_PAUSE_MIN_REPORTS", "5", minimum=1)
@@ -542,23 +546,10 @@ UPDATES_MIRROR_INDEX_MAX_AGE_SECONDS = envint(
 # files go when the cache grows past the limit.
 UPDATES_CACHE_DIR = Path(os.environ.get("UPDATES_CACHE_DIR", str(VAR_DIR / "cache")))
 UPDATES_CACHE_MAX_MB = envint("UPDATES_CACHE_MAX_MB", "8192", minimum=1)
-# Beat entries and task modules of the above (the school role only).
+# Task modules of the features above (the school role only); their beat
+# entries are declared in clms_updates/periodic.py.
 if SCHOOL_ROLE_ENABLED:
-    CELERY_IMPORTS = [
-        *globals().get("CELERY_IMPORTS", []),
-        "updates.enforcement_tasks",
-    ]
-    CELERY_BEAT_SCHEDULE = {
-        **globals().get("CELERY_BEAT_SCHEDULE", {}),
-        "updates: critical deadlines and overrides": {
-            "task": "updates.enforcement_tick",
-            "schedule": UPDATES_ENFORCEMENT_TICK_MINUTES * 60.0,
-        },
-        "updates: scan the offline folder": {
-            "task": "updates.offline_scan",
-            "schedule": UPDATES_OFFLINE_SCAN_MINUTES * 60.0,
-        },
-    }
+    CELERY_IMPORTS = ["updates.enforcement.tasks", "updates.offline.tasks"]
 
 # --- The update pipeline (updates.pipeline) ---------------------------------
 

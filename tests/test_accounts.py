@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from clms_updates import audit
+from clms_updates.actions import Actor
 from clms_updates.constants import SCHOOL_ADMIN_GROUP, SCHOOL_VIEWER_GROUP
 from clms_updates.models import AuditEntry
 from clms_updates.permissions import is_school_admin, is_school_viewer
@@ -73,10 +74,14 @@ def test_audit_record_keeps_user_address_and_detail(rf, school_admin) -> None:
     request = rf.post("/anything", REMOTE_ADDR="10.1.2.3")
     request.user = school_admin
     entry = audit.record(
-        "backup.restore", request=request, target="backup 5", reason="test"
+        "backup.restore",
+        actor=Actor.from_request(request),
+        target="backup 5",
+        reason="test",
     )
     stored = AuditEntry.objects.get(pk=entry.pk)
     assert stored.username == school_admin.username
     assert stored.address == "10.1.2.3"
     assert stored.detail == {"reason": "test"}
     assert stored.action == "backup.restore"
+    assert stored.via == "page"

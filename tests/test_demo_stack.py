@@ -250,7 +250,9 @@ def test_compose_reads_the_env_file_the_helpers_write(demo_stack):
     assert binary, (
         "docker-compose is not installed; `make system-deps-test` installs it"
     )
-    compose_file = Path(__file__).parent / "demo_stack" / "compose.yml"
+    compose_file = (
+        Path(__file__).parent.parent / "devtools" / "demo_stack" / "compose.yml"
+    )
     result = subprocess.run(
         [
             binary,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import docker
 import pytest
-from django.utils import timezone
 
+from clms_updates.actions import Actor
 from devtools.demo_stack import health
 from tests.e2e_support import School, school_fixture  # noqa: F401  (fixture)
-from updates import checking, runtime, scheduling, tasks
-from updates.models import AgentState, AvailableRelease, UpdateCheck, UpdateRun
+from updates import actions, checking, runtime, tasks
+from updates.models import AgentState, UpdateCheck, UpdateRun
 from updates.pipeline import maintenance
 from updates.tests.pipeline_fixtures import library_rows
 from vendor_server.models import UpdateReport
@@ -31,13 +31,7 @@ def _start_update(school: School) -> UpdateRun:
     school.publish("1.0.1", "1.0.1", migration=SLOW_MIGRATION)
     check = checking.run_check(trigger=UpdateCheck.Trigger.MANUAL)
     assert check.found_version == "1.0.1", check.reason
-    run = scheduling.create_run(
-        to_version="1.0.1",
-        release=AvailableRelease.objects.get(version="1.0.1"),
-        at=timezone.now(),
-        forced=True,
-        trigger=False,
-    )
+    run = actions.update_now("1.0.1", actor=Actor.command(), background=False)
     tasks.execute_run.delay(run.pk)
     return run
 
@@ -128,13 +122,7 @@ def test_a_worker_killed_while_rolling_back_leaves_the_rollback_to_the_next_one(
     check = checking.run_check(trigger=UpdateCheck.Trigger.MANUAL)
     assert check.found_version == "1.1.0", check.reason
     first = school.start_worker()
-    run = scheduling.create_run(
-        to_version="1.1.0",
-        release=AvailableRelease.objects.get(version="1.1.0"),
-        at=timezone.now(),
-        forced=True,
-        trigger=False,
-    )
+    run = actions.update_now("1.1.0", actor=Actor.command(), background=False)
     tasks.execute_run.delay(run.pk)
     school.wait_for_run(
         run.pk, timeout=90, until=lambda r: r.state == UpdateRun.State.ROLLING_BACK

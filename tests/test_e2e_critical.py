@@ -24,7 +24,7 @@ from django.utils import timezone
 from clms_updates.models import AuditEntry
 from devtools.demo_stack import health
 from tests.e2e_support import FAST_HEALTH, School, school_fixture  # noqa: F401
-from updates import enforcement
+from updates import actions, enforcement
 from updates.models import AgentState, MaintenanceWindow, UpdateRun
 from updates.pipeline import execute_run
 from vendor_server import indexing
@@ -96,16 +96,16 @@ def test_a_missed_critical_deadline_blocks_until_the_update_is_installed(
 
     # Beat's pass: the update goes into the last window before the deadline.
     mail.outbox.clear()
-    first = enforcement.enforcement_tick(start)
+    first = actions.enforcement_tick(start)
     run = UpdateRun.objects.get(pk=first["scheduled_run"])
     assert run.to_version == "1.0.2"
     assert deadline - timedelta(days=1) < run.scheduled_for < deadline
     assert first["warnings"] == []
     # Warnings at 7 days, 1 day and 1 hour before, once each.
     for before in (timedelta(days=6), timedelta(days=5), timedelta(hours=20)):
-        enforcement.enforcement_tick(deadline - before)
-    enforcement.enforcement_tick(deadline - timedelta(minutes=30))
-    enforcement.enforcement_tick(deadline - timedelta(minutes=20))
+        actions.enforcement_tick(deadline - before)
+    actions.enforcement_tick(deadline - timedelta(minutes=30))
+    actions.enforcement_tick(deadline - timedelta(minutes=20))
     subjects = [m.subject for m in mail.outbox]
     assert len(subjects) == 3, subjects
     assert [
@@ -155,7 +155,7 @@ def test_a_missed_critical_deadline_blocks_until_the_update_is_installed(
 
     with time_machine.travel(deadline + timedelta(hours=3, minutes=5), tick=True):
         # The override ran out: blocked again, and the expiry is audited.
-        enforcement.enforcement_tick()
+        actions.enforcement_tick()
         assert AuditEntry.objects.filter(action="updates.override.expired").exists()
         assert books(school).status_code == 423
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from django.utils import timezone
 
+from clms_updates.actions import Actor
 from devtools.demo_stack import health
 from tests.e2e_support import School, school_fixture  # noqa: F401  (fixture)
-from updates import checking, scheduling, tasks
-from updates.models import AgentState, AvailableRelease, UpdateCheck, UpdateRun
+from updates import actions, checking, tasks
+from updates.models import AgentState, UpdateCheck, UpdateRun
 from updates.pipeline import maintenance
 from vendor_server.models import UpdateReport
 
@@ -75,13 +75,7 @@ def test_a_broken_release_is_rolled_back_with_every_row_intact(
     check = checking.run_check(trigger=UpdateCheck.Trigger.MANUAL)
     assert check.found_version == "1.1.0", check.reason
     school.start_worker()
-    run = scheduling.create_run(
-        to_version="1.1.0",
-        release=AvailableRelease.objects.get(version="1.1.0"),
-        at=timezone.now(),
-        forced=True,
-        trigger=False,
-    )
+    run = actions.update_now("1.1.0", actor=Actor.command(), background=False)
     tasks.execute_run.delay(run.pk)
 
     run = school.wait_until_over(run.pk)

@@ -25,7 +25,6 @@ from typing import Any
 
 import semver
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -39,6 +38,7 @@ from clms_updates.manifest import (
     parse_version,
 )
 from updates.models import AgentState, AvailableRelease, UpdateCheck
+from updates.releases import channels_for, notify_admins_once
 from updates.sources import (
     Source,
     SourceError,
@@ -64,11 +64,6 @@ class Choice:
 # ---------------------------------------------------------------------------
 # Choosing a release
 # ---------------------------------------------------------------------------
-
-
-def channels_for(channel: str) -> set[str]:
-    """A beta installation also takes stable releases; a stable one only stable."""
-    return {"stable", "beta"} if channel == "beta" else {"stable"}
 
 
 def choose_release(index: ReleaseIndex, installed: str, channel: str) -> Choice:
@@ -320,62 +315,3 @@ def _finish(
         state.save()
     if check.outcome != UpdateCheck.Outcome.OK:
         logger.warning("Update check %s: %s", check.outcome, check.reason)
-
-
-def notify_admins_once(release: AvailableRelease) -> bool:
-    """Email ``ADMIN_EMAILS`` about ``release`` once; return True if this call sent it.
-
-    The row is marked first with a conditional update, so two checks never both
-    send; if the mail cannot be sent the mark is undone and the next check retries.
-    """
-    now = timezone.now()
-    marked = AvailableRelease.objects.filter(
-        pk=release.pk, notified_at__isnull=True
-    ).update(notified_at=now)
-    if not marked:
-        return False
-    release.notified_at = now
-    if not settings.ADMIN_EMAILS:
-        return True
-    critical = " (critical)" if release.critical else ""
-    deadline = (
-        f"\nIt must be applied by {release.force_after:%Y-%m-%d %H:%M} UTC.\n"
-        if release.force_after
-        else ""
-    )
-    body = (
-        f"CLMS {release.version}{critical} is available and its signature was "
-        f"verified (key {release.signer_fingerprint}).\n{deadline}\n"
-        f"Changelog:\n{release.changelog or '(none)'}\n\n"
-        f"Schedule it at {settings.SITE_URL}/updates/ or with the API "
-        "(POST /api/updates/schedule)."
-    )
-    try:
-        send_mail(
-            f"CLMS {release.version} is available{critical}",
-            body,
-            settings.DEFAULT_FROM_EMAIL,
-            settings.ADMIN_EMAILS,
-        )
-    except Exception:  # SMTP down: unmark so the next check tries again.
-        logger.exception("Could not email admins about CLMS %s", release.version)
-        AvailableRelease.objects.filter(pk=release.pk).update(notified_at=None)
-        release.notified_at = None
-        return False
-    return True
-
-
-def latest_release() -> AvailableRelease | None:
-    """The newest verified release above the installed version.
-
-    Not one that was rolled back, nor one the vendor withdrew.
-    """
-    installed = parse_version(AgentState.load().installed_version)
-    candidates = [
-        r
-        for r in AvailableRelease.objects.filter(
-            rolled_back=False, withdrawn_at__isnull=True
-        )
-        if semver.Version.parse(r.version) > installed
-    ]
-    return max(candidates, key=lambda r: semver.Version.parse(r.version), default=None)

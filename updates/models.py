@@ -12,10 +12,7 @@ from django.utils import timezone
 
 from clms_updates import progress
 from clms_updates.manifest import ReleaseManifest, parse_manifest
-
-
-class InvalidTransition(Exception):
-    """A state change that the state machine does not allow."""
+from clms_updates.statemachine import StateMachine
 
 
 class AgentState(models.Model):
@@ -287,6 +284,10 @@ class UpdateRun(progress.TrackedProgress):
         with transaction.atomic():
             return cls.objects.create(**fields)
 
+    def publish_scheduled(self) -> None:
+        """Record on the run (and tell its page) when it is planned to start."""
+        progress.publish(self, f"Scheduled for {self.scheduled_for:%Y-%m-%d %H:%M} UTC")
+
     @classmethod
     def active(cls) -> UpdateRun | None:
         """The run that is scheduled, running or rolling back, if any."""
@@ -301,8 +302,10 @@ class UpdateRun(progress.TrackedProgress):
         2. The winner reloads the row and owns the run from here on.
         """
         now = now or timezone.now()
-        claimed = cls.objects.filter(pk=run_id, state=cls.State.SCHEDULED).update(
-            state=cls.State.RUNNING,
+        claimed = RUN_MACHINE.claim(
+            cls,
+            run_id,
+            cls.State.RUNNING,
             started_at=now,
             attempts=F("attempts") + 1,
             next_retry_at=None,
@@ -338,25 +341,14 @@ class UpdateRun(progress.TrackedProgress):
         return cls.objects.get(pk=run_id)
 
     def _move(
-        self,
-        allowed_from: tuple[str, ...],
-        to: str,
-        message: str,
-        *,
-        extra_fields: tuple[str, ...] = (),
+        self, to: str, message: str, *, extra_fields: tuple[str, ...] = ()
     ) -> None:
-        if self.state not in allowed_from:
-            raise InvalidTransition(
-                f"run {self.pk} is {self.state}; it cannot become {to} "
-                f"(only from {', '.join(allowed_from)})"
-            )
-        self.state = to
-        fields = ("state", "active_slot", *extra_fields)
+        fields: tuple[str, ...] = ("active_slot", *extra_fields)
         if to in self.TERMINAL_STATES:
             self.finished_at = timezone.now()
             fields = (*fields, "finished_at")
         self.active_slot = None if to in self.TERMINAL_STATES else True
-        progress.publish(self, message, extra_fields=fields)
+        RUN_MACHINE.move(self, to, message, fields=fields)
 
     def cancel(self, reason: str = "", *, code: str = "cancelled") -> None:
         """scheduled -> cancelled: it will never run; ``reason`` when not an admin's."""
@@ -365,7 +357,6 @@ class UpdateRun(progress.TrackedProgress):
             self.error_code, self.error_message = code[:64], reason
             extra = ("error_code", "error_message")
         self._move(
-            (self.State.SCHEDULED,),
             self.State.CANCELLED,
             f"Run cancelled: {reason}" if reason else "Run cancelled",
             extra_fields=extra,
@@ -373,19 +364,16 @@ class UpdateRun(progress.TrackedProgress):
 
     def succeed(self) -> None:
         """running -> succeeded."""
-        self._move((self.State.RUNNING,), self.State.SUCCEEDED, "Run succeeded")
+        self._move(self.State.SUCCEEDED, "Run succeeded")
 
     def start_rollback(self, reason: str) -> None:
         """running -> rolling_back."""
-        self._move(
-            (self.State.RUNNING,),
-            self.State.ROLLING_BACK,
-            f"Rolling back: {reason}",
-        )
+        self._move(self.State.ROLLING_BACK, f"Rolling back: {reason}")
 
     def finish_rollback(self) -> None:
         """rolling_back -> rolled_back; the release is not retried without an admin."""
-        self._move((self.State.ROLLING_BACK,), self.State.ROLLED_BACK, "Rolled back")
+        self.percent = 100
+        self._move(self.State.ROLLED_BACK, "Rolled back", extra_fields=("percent",))
         if self.release_id and self.kind == self.Kind.UPDATE:
             AvailableRelease.objects.filter(pk=self.release_id).update(
                 rolled_back=True, rolled_back_at=self.finished_at
@@ -396,7 +384,6 @@ class UpdateRun(progress.TrackedProgress):
         self.error_code = error_code[:64]
         self.error_message = error_message
         self._move(
-            (self.State.RUNNING, self.State.ROLLING_BACK),
             self.State.FAILED,
             f"Failed ({error_code}): {error_message}",
             extra_fields=("error_code", "error_message"),
@@ -407,11 +394,25 @@ class UpdateRun(progress.TrackedProgress):
         self.next_retry_at = next_retry_at
         self.error_message = reason
         self._move(
-            (self.State.RUNNING,),
             self.State.SCHEDULED,
             f"Transient failure, retrying at {next_retry_at:%Y-%m-%d %H:%M} UTC: {reason}",
             extra_fields=("next_retry_at", "error_message"),
         )
+
+
+RUN_MACHINE = StateMachine(
+    "state",
+    {
+        UpdateRun.State.RUNNING: (UpdateRun.State.SCHEDULED,),
+        UpdateRun.State.CANCELLED: (UpdateRun.State.SCHEDULED,),
+        UpdateRun.State.SCHEDULED: (UpdateRun.State.RUNNING,),
+        UpdateRun.State.SUCCEEDED: (UpdateRun.State.RUNNING,),
+        UpdateRun.State.ROLLING_BACK: (UpdateRun.State.RUNNING,),
+        UpdateRun.State.ROLLED_BACK: (UpdateRun.State.ROLLING_BACK,),
+        UpdateRun.State.FAILED: (UpdateRun.State.RUNNING, UpdateRun.State.ROLLING_BACK),
+    },
+    terminal=UpdateRun.TERMINAL_STATES,
+)
 
 
 # ---------------------------------------------------------------------------
@@ -551,12 +552,7 @@ class BannerDismissal(models.Model):
 
     @classmethod
     def record(cls, user: Any, release: AvailableRelease) -> BannerDismissal:
-        """Hide ``release``'s banner for ``user``; a critical release is refused."""
-        if release.critical:
-            raise InvalidTransition(
-                f"CLMS {release.version} is a critical update; its notice cannot "
-                "be hidden."
-            )
+        """Hide ``release``'s banner for ``user`` (the action refuses critical ones)."""
         dismissal, _ = cls.objects.get_or_create(user=user, release=release)
         return dismissal
 

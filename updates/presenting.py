@@ -2,7 +2,7 @@
 
 Pages show the same truth the API serves; this module only gathers and shapes it
 (school time, step timelines, durations, safe changelog HTML). Anything that
-changes the installation lives in ``checking`` and ``scheduling``.
+changes the installation is an action (``updates.actions``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from clms_updates import health
-from updates import checking, scheduling, withdrawal
+from updates import releases, scheduling, withdrawal
 from updates.models import (
     AgentState,
     AvailableRelease,
@@ -28,27 +28,12 @@ from updates.models import (
     UpdateCheck,
     UpdateRun,
 )
+from updates.pipeline.rollback import ROLLBACK_STEPS
+from updates.pipeline.steps import UPDATE_STEPS
 
-# The steps a run goes through (``updates.pipeline.steps.STEPS``), in order, with
-# the words the page uses; then the steps of an automatic rollback. A step the
-# pipeline reports that is not listed here is shown under its own name.
-UPDATE_STEPS: tuple[tuple[str, str], ...] = (
-    ("preflight", "Preflight checks"),
-    ("fetch", "Download images"),
-    ("verify", "Verify images"),
-    ("backup", "Back up the database"),
-    ("maintenance", "Maintenance mode on"),
-    ("apply", "Replace containers"),
-    ("migrate", "Migrate the database"),
-    ("health", "Health check"),
-    ("commit", "Finish"),
-)
-ROLLBACK_STEPS: tuple[tuple[str, str], ...] = (
-    ("rollback_containers", "Start the previous containers"),
-    ("rollback_database", "Restore the database from the backup"),
-    ("rollback_health", "Health check of the previous version"),
-)
-STEP_LABELS = dict(UPDATE_STEPS) | dict(ROLLBACK_STEPS)
+# The words the page uses for each step, from the pipeline's own tables (a step
+# the pipeline reports that is in neither is shown under its own name).
+STEP_LABELS = {step.name: step.label for step in (*UPDATE_STEPS, *ROLLBACK_STEPS)}
 
 # Tags and attributes a changelog may use once rendered from Markdown.
 CHANGELOG_TAGS = {
@@ -134,7 +119,7 @@ def banner_release(user: Any) -> AvailableRelease | None:
     A release the user hid (``BannerDismissal``) is left out, on every session and
     device; a critical release always shows, and a newer release shows again.
     """
-    release = checking.latest_release()
+    release = releases.latest_release()
     if release is None or BannerDismissal.hides(user, release):
         return None
     return release
@@ -144,7 +129,7 @@ def manager_context(now: datetime | None = None) -> dict[str, Any]:
     """Everything the update manager shows, from the rows the API reads too."""
     now = now or timezone.now()
     state = AgentState.load()
-    release = checking.latest_release()
+    release = releases.latest_release()
     window_at, window_problem = suggested_window(now)
     window_open = window_at is not None and window_at <= now
     active = UpdateRun.active()
@@ -261,9 +246,8 @@ def step_timeline(run: UpdateRun) -> list[StepView]:
     """The run's steps in order with their state and, where recorded, their times."""
     # A rollback run goes through the same steps towards the older version; an
     # update that failed adds the rollback steps it recorded after its own.
-    plan = UPDATE_STEPS
     recorded = {r["name"]: r for r in _recorded_steps(run)}
-    names = [n for n, _ in plan]
+    names = [step.name for step in UPDATE_STEPS]
     for name in recorded:
         if name not in names:
             names.append(name)

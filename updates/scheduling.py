@@ -16,6 +16,8 @@ ends on is inside a blackout period.
 
 Every scheduled run is triggered by django-celery-beat: a one-off
 ``PeriodicTask`` on a ``ClockedSchedule`` that calls ``updates.execute_run``.
+Creating and cancelling runs, with their rules, is ``updates.actions``'s job;
+this module only knows time.
 """
 
 from __future__ import annotations
@@ -27,18 +29,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import (
     ClockedSchedule,
-    IntervalSchedule,
     PeriodicTask,
 )
 
-from clms_updates import progress
 from updates.models import (
     AgentState,
-    AvailableRelease,
     BlackoutPeriod,
     MaintenanceWindow,
     UpdateRun,
@@ -47,14 +46,12 @@ from updates.models import (
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "updates.execute_run"
-PERIODIC_CHECK_TASK = "updates.periodic_check"
-PERIODIC_CHECK_NAME = "updates: periodic check for updates"
 # How far ahead "next maintenance window" looks before giving up.
 SEARCH_DAYS = 120
 
 
 class SchedulingError(Exception):
-    """A run cannot be scheduled or changed as asked; the message says why."""
+    """A time cannot be used as asked (a DST gap, no window); the message says why."""
 
 
 def school_zone() -> ZoneInfo:
@@ -177,7 +174,7 @@ def _task_name(run_id: int) -> str:
     return f"updates: run {run_id}"
 
 
-def _plan_trigger(run: UpdateRun, at: datetime) -> None:
+def plan_trigger(run: UpdateRun, at: datetime) -> None:
     """Create (or move) the one-off beat entry that starts ``run`` at ``at``."""
     clocked = ClockedSchedule.objects.create(clocked_time=at)
     PeriodicTask.objects.update_or_create(
@@ -195,72 +192,12 @@ def _plan_trigger(run: UpdateRun, at: datetime) -> None:
     )
 
 
-def _drop_trigger(run: UpdateRun) -> None:
+def drop_trigger(run: UpdateRun) -> None:
     for task in PeriodicTask.objects.filter(name=_task_name(run.pk)):
         clocked = task.clocked
         task.delete()
         if clocked is not None and not clocked.periodictask_set.exists():
             clocked.delete()
-
-
-def create_run(
-    *,
-    to_version: str,
-    release: AvailableRelease | None,
-    at: datetime,
-    user: object | None = None,
-    kind: str = UpdateRun.Kind.UPDATE,
-    forced: bool = False,
-    trigger: bool = True,
-) -> UpdateRun:
-    """Create a scheduled run (and its beat trigger unless ``trigger`` is False).
-
-    Raises ``SchedulingError`` when another run is already pending or running:
-    the database's one-active-run constraint decides, so a race cannot make two.
-    """
-    installed = AgentState.load().installed_version
-    try:
-        with transaction.atomic():
-            run = UpdateRun.create_active(
-                release=release,
-                kind=kind,
-                from_version=installed,
-                to_version=to_version,
-                scheduled_for=at,
-                requested_by=user if getattr(user, "is_authenticated", False) else None,
-                forced=forced,
-            )
-            if trigger:
-                _plan_trigger(run, at)
-    except IntegrityError:
-        active = UpdateRun.active()
-        raise SchedulingError(
-            "another run is already pending"
-            + (f" (run {active.pk}, {active.state})" if active else "")
-            + "; cancel it first or wait for it to finish"
-        ) from None
-    progress.publish(run, f"Scheduled for {at:%Y-%m-%d %H:%M} UTC")
-    return run
-
-
-def schedule_update(
-    release: AvailableRelease,
-    *,
-    at: datetime | None = None,
-    next_window: bool = False,
-    user: object | None = None,
-    forced: bool = False,
-    now: datetime | None = None,
-) -> UpdateRun:
-    """Schedule ``release`` at ``at`` (UTC) or at the next maintenance window."""
-    now = now or timezone.now()
-    if next_window:
-        at = next_window_start(now)
-    if at is None:
-        raise SchedulingError("give a time or ask for the next maintenance window")
-    return create_run(
-        to_version=release.version, release=release, at=at, user=user, forced=forced
-    )
 
 
 def previous_version() -> str | None:
@@ -276,46 +213,6 @@ def previous_version() -> str | None:
         .first()
     )
     return last.from_version if last else None
-
-
-def schedule_rollback(
-    *, user: object | None = None, now: datetime | None = None
-) -> UpdateRun:
-    """A rollback run to the previous version, starting now (the pipeline executes it)."""
-    target = previous_version()
-    if target is None:
-        raise SchedulingError(
-            "there is no earlier version to roll back to: no successful update to "
-            "the installed version is recorded"
-        )
-    return create_run(
-        to_version=target,
-        release=None,
-        at=now or timezone.now(),
-        user=user,
-        kind=UpdateRun.Kind.ROLLBACK,
-        forced=True,
-    )
-
-
-def cancel_run(
-    run: UpdateRun, *, reason: str = "", code: str = "cancelled"
-) -> UpdateRun:
-    """Cancel a scheduled run and remove its beat trigger; it will never run.
-
-    ``reason`` (and ``code``) are recorded on the run when the cancel is not an
-    admin's own (a release the vendor withdrew).
-    """
-    with transaction.atomic():
-        run = UpdateRun.objects.select_for_update().get(pk=run.pk)
-        if run.state != UpdateRun.State.SCHEDULED:
-            raise SchedulingError(
-                f"run {run.pk} is {run.get_state_display().lower()}; only a scheduled "
-                "run can be cancelled"
-            )
-        run.cancel(reason, code=code)
-        _drop_trigger(run)
-    return run
 
 
 def retry_or_fail(
@@ -338,7 +235,7 @@ def retry_or_fail(
     if run.attempts <= settings.UPDATES_RETRY_MAX_ATTEMPTS and inside:
         with transaction.atomic():
             run.defer_retry(at, f"{error_code}: {message}")
-            _plan_trigger(run, at)
+            plan_trigger(run, at)
         return True
     why = (
         "no retries left"
@@ -347,15 +244,3 @@ def retry_or_fail(
     )
     run.fail(error_code, f"{message} ({why}; schedule it again)")
     return False
-
-
-def install_periodic_check(*, using: str = "default") -> PeriodicTask:
-    """The beat entry that checks every ``UPDATES_CHECK_INTERVAL_HOURS`` (jitter in the task)."""
-    interval, _ = IntervalSchedule.objects.using(using).get_or_create(
-        every=settings.UPDATES_CHECK_INTERVAL_HOURS, period=IntervalSchedule.HOURS
-    )
-    task, _ = PeriodicTask.objects.using(using).update_or_create(
-        name=PERIODIC_CHECK_NAME,
-        defaults={"task": PERIODIC_CHECK_TASK, "interval": interval, "enabled": True},
-    )
-    return task

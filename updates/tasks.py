@@ -8,15 +8,20 @@ import random
 from celery import Task, shared_task
 from django.conf import settings
 
+from clms_updates.actions import VIA_SCHEDULE, Actor
+from updates import actions, pipeline
+from updates.models import UpdateRun
+from updates.pipeline import reporting
+
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="updates.check", ignore_result=True)
 def check_for_updates(trigger: str = "periodic") -> str:
-    """Run one check for updates; returns its outcome."""
-    from updates import checking
-
-    return checking.run_check(trigger=trigger).outcome
+    """Run one check for updates (the system acting); returns its outcome."""
+    return actions.check_for_updates(
+        actor=Actor.system(VIA_SCHEDULE), trigger=trigger
+    ).outcome
 
 
 @shared_task(name="updates.periodic_check", ignore_result=True)
@@ -33,16 +38,12 @@ def periodic_check() -> int:
 @shared_task(name="updates.execute_run", ignore_result=True)
 def execute_run(run_id: int) -> None:
     """Fired by beat at the run's time: hand the run to the pipeline."""
-    from updates import pipeline
-
     pipeline.execute_run(run_id)
 
 
 @shared_task(name="updates.recover_runs", bind=True, ignore_result=True)
 def recover_runs(self: Task) -> list[int]:
     """Take over runs a dead worker left; look again while a live one holds a lease."""
-    from updates import pipeline
-
     result = pipeline.recover_runs()
     if result.recheck_after is not None:
         self.apply_async(countdown=result.recheck_after)
@@ -58,9 +59,6 @@ def recover_runs(self: Task) -> list[int]:
 )
 def report_run(self: Task, run_id: int) -> None:
     """Deliver a run's outcome report to the vendor, retrying while it does not answer."""
-    from updates.models import UpdateRun
-    from updates.pipeline import reporting
-
     try:
         run = UpdateRun.objects.get(pk=run_id)
     except UpdateRun.DoesNotExist:

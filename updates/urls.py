@@ -1,32 +1,25 @@
-"""Pages of the updates app, under /updates/."""
+"""Pages of the updates app, under /updates/ (features bring their own routes)."""
 
-from django.urls import path
+from django.urls import include, path
 
-from updates import views, views_enforcement, views_offline, views_runs
+from updates.enforcement import views as enforcement
+from updates.offline import views as offline
+from updates.views import manager, runs
 
 app_name = "updates"
 
 urlpatterns = [
-    path("", views.manager, name="manager"),
-    path("health/", views.agent_health, name="health"),
-    path("check/", views.check_now, name="check"),
-    path("schedule/", views.schedule, name="schedule"),
-    path("update-now/", views.update_now, name="update_now"),
-    path("runs/<int:run_id>/", views_runs.run_detail, name="run"),
-    path("runs/<int:run_id>/cancel/", views.cancel, name="cancel"),
-    path("history/", views_runs.history, name="history"),
-    path("rollback/", views_runs.rollback, name="rollback"),
-    path("audit/", views_runs.audit_log, name="audit"),
-    path("banner/dismiss/", views_runs.dismiss_banner, name="dismiss_banner"),
-    # Critical deadlines and offline bundles.
-    path("enforcement/", views_enforcement.overrides, name="enforcement"),
-    path("enforcement/move/", views_enforcement.move, name="critical_move"),
-    path(
-        "enforcement/overrides/<int:pk>/revoke/",
-        views_enforcement.revoke,
-        name="override_revoke",
-    ),
-    path("offline/", views_offline.offline_page, name="offline"),
-    path("offline/scan/", views_offline.scan, name="offline_scan"),
-    path("offline/bundles/<int:pk>/apply/", views_offline.apply, name="offline_apply"),
+    path("", manager.manager, name="manager"),
+    path("health/", manager.agent_health, name="health"),
+    path("check/", manager.check_now, name="check"),
+    path("schedule/", manager.schedule, name="schedule"),
+    path("update-now/", manager.update_now, name="update_now"),
+    path("banner/dismiss/", manager.dismiss_banner, name="dismiss_banner"),
+    path("runs/<int:run_id>/", runs.run_detail, name="run"),
+    path("runs/<int:run_id>/cancel/", runs.cancel, name="cancel"),
+    path("history/", runs.history, name="history"),
+    path("rollback/", runs.rollback, name="rollback"),
+    path("audit/", runs.audit_log, name="audit"),
+    path("enforcement/", include(enforcement.urlpatterns)),
+    path("offline/", include(offline.urlpatterns)),
 ]

@@ -2,9 +2,10 @@
 
 The vendor withdraws a release by leaving it out of the signed index (it was
 disabled, or its rollout paused). The agent then stops offering it: the row is
-kept (runs and history refer to it) but marked ``withdrawn_at``, and a run
-scheduled for it that has not started is cancelled with the reason. If a later
-index lists it again, unchanged, it is offered again.
+kept (runs and history refer to it) but marked ``withdrawn_at``; the check's
+action then cancels a run scheduled for it that has not started, with the
+reason (``updates.actions.check_for_updates``). If a later index lists it
+again, unchanged, it is offered again.
 
 Only the vendor's index speaks here, as served by the vendor server or a LAN
 mirror: both serve the same vendor-signed index behind the same replay guard,
@@ -18,28 +19,19 @@ import logging
 from datetime import datetime
 
 import semver
-from django.db import transaction
 
-from clms_updates import audit
 from clms_updates.manifest import (
     IndexEntry,
     ManifestError,
     ReleaseIndex,
     parse_version,
 )
-from updates import scheduling
-from updates.models import AgentState, AvailableRelease, UpdateRun
+from updates.models import AgentState, AvailableRelease
 
 logger = logging.getLogger(__name__)
 
 # Sources that deliver the vendor's signed index.
 INDEX_SOURCES = ("vendor", "mirror")
-
-WITHDRAWN_REASON = (
-    "withdrawn by the vendor: CLMS {version} is no longer listed in the vendor's "
-    "signed release index (index sequence {sequence}), so it will not be installed; "
-    "nothing was changed on this installation"
-)
 
 
 def apply_index(index: ReleaseIndex, *, now: datetime) -> list[str]:
@@ -70,7 +62,6 @@ def apply_index(index: ReleaseIndex, *, now: datetime) -> list[str]:
             release.version,
             index.sequence,
         )
-        _cancel_scheduled_runs(release, index.sequence)
     return withdrawn
 
 
@@ -102,28 +93,3 @@ def _reinstate_listed(listed: dict[str, IndexEntry], index: ReleaseIndex) -> Non
         logger.info(
             "CLMS %s is listed again (index %s)", release.version, index.sequence
         )
-
-
-def _cancel_scheduled_runs(release: AvailableRelease, sequence: int) -> None:
-    """Cancel the runs of ``release`` that are scheduled and not running, audited."""
-    reason = WITHDRAWN_REASON.format(version=release.version, sequence=sequence)
-    for run in UpdateRun.objects.filter(
-        release=release, state=UpdateRun.State.SCHEDULED
-    ):
-        try:
-            with transaction.atomic():
-                run = scheduling.cancel_run(run, reason=reason, code="withdrawn")
-                audit.record(
-                    "updates.cancel",
-                    target=f"run {run.pk}",
-                    version=release.version,
-                    reason=reason,
-                    by="the agent (release withdrawn by the vendor)",
-                )
-        except scheduling.SchedulingError:
-            # It started (or ended) meanwhile: a running update is not stopped.
-            logger.warning(
-                "Run %s of withdrawn CLMS %s was no longer scheduled; left alone",
-                run.pk,
-                release.version,
-            )

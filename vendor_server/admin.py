@@ -13,8 +13,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from clms_updates import audit
-from vendor_server import releases, rollouts, schools
+from clms_updates.actions import VIA_ADMIN, ActionRefused, Actor
+from vendor_server import actions, rollouts, schools
 from vendor_server.changelog import render_changelog
 from vendor_server.forms import MarkCriticalForm, ReleasePublishForm, SchoolForm
 from vendor_server.models import (
@@ -25,21 +25,26 @@ from vendor_server.models import (
     School,
     UpdateReport,
 )
+from vendor_server.releases import installed_anywhere
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.from_request(request, via=VIA_ADMIN)
 
 
 def _each(
     request: HttpRequest, queryset: QuerySet[Any], verb: str, change: Any
 ) -> None:
-    """Apply ``change`` to each row; report successes and refusals as messages."""
+    """Call the action ``change(pk, actor)`` per row; say what was done and refused."""
     done = []
+    actor = _actor(request)
     for obj in queryset:
         try:
-            change(obj)
-        except releases.ReleaseActionError as e:
+            change(obj.pk, actor)
+        except ActionRefused as e:
             messages.error(request, f"{obj}: {e}")
         else:
             done.append(str(obj))
-            audit.record(f"vendor.release.{verb}", request=request, target=str(obj))
     if done:
         messages.success(request, f"{verb.capitalize()}: {', '.join(done)}.")
 
@@ -119,11 +124,11 @@ class ReleaseAdmin(admin.ModelAdmin):
         if obj is None:
             kwargs["form"] = ReleasePublishForm
             form = super().get_form(request, obj, **kwargs)
-            user = request.user.get_username()
+            actor = _actor(request)
 
             class BoundPublishForm(form):  # type: ignore[valid-type,misc]
                 def __init__(self, *args: Any, **kw: Any) -> None:
-                    super().__init__(*args, published_by=user, **kw)
+                    super().__init__(*args, actor=actor, **kw)
 
             return BoundPublishForm
         return super().get_form(request, obj, **kwargs)
@@ -150,17 +155,14 @@ class ReleaseAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Release, form: Any, change: bool
     ) -> None:
         if not change:
-            # ReleasePublishForm already validated, signed and saved it.
-            audit.record("vendor.release.publish", request=request, target=str(obj))
-            return
+            return  # ReleasePublishForm's action validated, signed, saved, audited.
         if "rollout_percent" in form.changed_data:
-            releases.set_rollout_percent(obj, obj.rollout_percent)
-            audit.record(
-                "vendor.release.rollout",
-                request=request,
-                target=str(obj),
-                percent=obj.rollout_percent,
-            )
+            try:
+                actions.set_rollout_percent(
+                    obj.pk, obj.rollout_percent, actor=_actor(request)
+                )
+            except ActionRefused as e:
+                messages.error(request, str(e))
 
     @admin.display(description="state")
     def state(self, obj: Release) -> str:
@@ -187,11 +189,21 @@ class ReleaseAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable selected releases")
     def enable(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
-        _each(request, queryset, "enabled", lambda r: releases.set_enabled(r, True))
+        _each(
+            request,
+            queryset,
+            "enabled",
+            lambda pk, actor: actions.set_enabled(pk, True, actor=actor),
+        )
 
     @admin.action(description="Disable selected releases (leave every index)")
     def disable(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
-        _each(request, queryset, "disabled", lambda r: releases.set_enabled(r, False))
+        _each(
+            request,
+            queryset,
+            "disabled",
+            lambda pk, actor: actions.set_enabled(pk, False, actor=actor),
+        )
 
     @admin.action(description="Pause rollouts (leave every index until resumed)")
     def pause(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
@@ -200,20 +212,35 @@ class ReleaseAdmin(admin.ModelAdmin):
             request,
             queryset,
             "paused",
-            lambda r: releases.pause_release(r, reason=reason),
+            lambda pk, actor: actions.pause_release(pk, actor=actor, reason=reason),
         )
 
     @admin.action(description="Resume paused rollouts")
     def resume(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
-        _each(request, queryset, "resumed", releases.resume_release)
+        _each(
+            request,
+            queryset,
+            "resumed",
+            lambda pk, actor: actions.resume_release(pk, actor=actor),
+        )
 
     @admin.action(description="Re-sign manifests")
     def resign(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
-        _each(request, queryset, "re-signed", releases.resign)
+        _each(
+            request,
+            queryset,
+            "re-signed",
+            lambda pk, actor: actions.resign_release(pk, actor=actor),
+        )
 
     @admin.action(description="Delete (only releases no school installed)")
     def delete_unused(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
-        _each(request, queryset, "deleted", releases.delete_release)
+        _each(
+            request,
+            queryset,
+            "deleted",
+            lambda pk, actor: actions.delete_release(pk, actor=actor),
+        )
 
     @admin.action(description="Mark critical with a deadline…")
     def mark_critical(
@@ -226,7 +253,7 @@ class ReleaseAdmin(admin.ModelAdmin):
                 request,
                 queryset,
                 "marked critical",
-                lambda r: releases.mark_critical(r, deadline),
+                lambda pk, actor: actions.mark_critical(pk, deadline, actor=actor),
             )
             return None
         return TemplateResponse(
@@ -252,7 +279,7 @@ class ReleaseAdmin(admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, extra_context: Any = None
     ) -> HttpResponse:
         release = self.get_object(request, object_id)
-        if release is not None and releases.installed_anywhere(release):
+        if release is not None and installed_anywhere(release):
             messages.error(
                 request,
                 f"{release.version} was installed by at least one school, so it cannot "
@@ -262,8 +289,10 @@ class ReleaseAdmin(admin.ModelAdmin):
         return super().delete_view(request, object_id, extra_context)
 
     def delete_model(self, request: HttpRequest, obj: Release) -> None:
-        releases.delete_release(obj)
-        audit.record("vendor.release.deleted", request=request, target=str(obj))
+        try:
+            actions.delete_release(obj.pk, actor=_actor(request))
+        except ActionRefused as e:
+            messages.error(request, str(e))
 
 
 @admin.register(School)
@@ -302,10 +331,21 @@ class SchoolAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             schools.forget_key(obj.api_key_hash)
             return
-        key = schools.new_api_key_for(obj)
-        obj.save()
-        schools.forget_key(obj.api_key_hash)
-        audit.record("vendor.school.create", request=request, target=obj.name)
+        try:
+            school, key = actions.create_school(
+                obj.name,
+                actor=_actor(request),
+                channel=obj.channel,
+                time_zone=obj.time_zone,
+            )
+        except ActionRefused as e:
+            messages.error(request, str(e))
+            return
+        obj.pk, obj.api_key_hash, obj.api_key_hint = (
+            school.pk,
+            school.api_key_hash,
+            school.api_key_hint,
+        )
         messages.warning(
             request,
             format_html(
@@ -319,10 +359,7 @@ class SchoolAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate API key (shows the new key once)")
     def rotate_key(self, request: HttpRequest, queryset: QuerySet[School]) -> None:
         for school in queryset:
-            key = schools.rotate_key(school)
-            audit.record(
-                "vendor.school.rotate_key", request=request, target=school.name
-            )
+            key = actions.rotate_school_key(school.pk, actor=_actor(request))
             messages.warning(
                 request,
                 format_html(
@@ -336,15 +373,13 @@ class SchoolAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke API key")
     def revoke(self, request: HttpRequest, queryset: QuerySet[School]) -> None:
         for school in queryset:
-            schools.revoke(school)
-            audit.record("vendor.school.revoke", request=request, target=school.name)
+            actions.revoke_school_key(school.pk, actor=_actor(request))
         messages.success(request, f"Revoked {queryset.count()} key(s).")
 
     @admin.action(description="Reinstate revoked API key")
     def reinstate(self, request: HttpRequest, queryset: QuerySet[School]) -> None:
         for school in queryset:
-            schools.reinstate(school)
-            audit.record("vendor.school.reinstate", request=request, target=school.name)
+            actions.reinstate_school_key(school.pk, actor=_actor(request))
         messages.success(request, f"Reinstated {queryset.count()} key(s).")
 
 

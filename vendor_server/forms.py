@@ -10,8 +10,10 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
+from clms_updates.actions import Actor
+from vendor_server import actions
 from vendor_server.models import Channel, Release, School
-from vendor_server.publishing import PublishError, ReleaseDraft, publish
+from vendor_server.publishing import PublishError, ReleaseDraft
 
 
 def parse_images(text: str) -> list[dict[str, str]]:
@@ -67,9 +69,9 @@ class ReleasePublishForm(forms.ModelForm):
             "rollout_percent",
         )
 
-    def __init__(self, *args: Any, published_by: str = "", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, actor: Actor | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.published_by = published_by
+        self.actor = actor or Actor.system()
         self.published: Release | None = None
 
     def validate_unique(self) -> None:
@@ -122,7 +124,7 @@ class ReleasePublishForm(forms.ModelForm):
                 draft.bundle_path = path
                 draft.bundle_name = path.name
             try:
-                self.published = publish(draft, published_by=self.published_by)
+                self.published = actions.publish_release(draft, actor=self.actor)
             except PublishError as e:
                 for message in e.messages:
                     self.add_error(None, message)

@@ -8,7 +8,6 @@ transaction fails, so a refused release leaves no trace.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import zipfile
@@ -21,6 +20,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from clms_updates.actions import ActionRefused
+from clms_updates.files import sha256_file
 from clms_updates.manifest import (
     HealthCheck,
     Image,
@@ -42,11 +43,11 @@ BUNDLE_SIGNATURE = "manifest.json.asc"
 MATCHED_FIELDS = ("version", "channel", "critical", "min_version", "images")
 
 
-class PublishError(ValueError):
+class PublishError(ActionRefused):
     """A release was refused; ``messages`` says every problem found, nothing was written."""
 
     def __init__(self, messages: list[str]) -> None:
-        super().__init__("; ".join(messages))
+        super().__init__("; ".join(messages), code="publish_refused")
         self.messages = messages
 
 
@@ -257,14 +258,6 @@ def _validate_bundle(draft: ReleaseDraft, images: list[Image]) -> list[str]:
     ]
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def publish(draft: ReleaseDraft, *, published_by: str = "") -> Release:
     """Validate ``draft`` and publish it: signed manifest, bundle, index bump.
 
@@ -296,7 +289,7 @@ def publish(draft: ReleaseDraft, *, published_by: str = "") -> Release:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(draft.bundle_path, target)
         release.bundle_file = f"{draft.version}/{name}"
-        release.bundle_sha256 = _sha256_file(target)
+        release.bundle_sha256 = sha256_file(target)
         release.bundle_size = target.stat().st_size
     try:
         with transaction.atomic():

@@ -1,4 +1,7 @@
-"""Update reports from schools, and what they trigger (auto-pause)."""
+"""Update reports from schools: stored, and the school's version noted.
+
+What a report triggers (the auto-pause) is ``vendor_server.actions.record_report``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from vendor_server import rollouts
 from vendor_server.models import Outcome, Release, School, UpdateReport
 
 
@@ -28,6 +30,9 @@ def record_report(school_id: int, data: dict[str, Any]) -> UpdateReport:
             School.objects.filter(pk=school_id).update(
                 current_version=data["to_version"]
             )
-    if release is not None and data["outcome"] != Outcome.SUCCEEDED:
-        rollouts.pause_if_failing(release.id)
     return report
+
+
+def succeeded(report: UpdateReport) -> bool:
+    """The report says the release was installed and stayed healthy."""
+    return report.outcome == Outcome.SUCCEEDED

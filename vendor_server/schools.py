@@ -39,13 +39,6 @@ def create_school(
     return school, key
 
 
-def new_api_key_for(school: School) -> str:
-    """Give an unsaved school a fresh key; return it (the caller saves the school)."""
-    key = new_api_key()
-    school.set_api_key(key)
-    return key
-
-
 def rotate_key(school: School) -> str:
     """Give the school a new key; the old one stops working at once."""
     old_hash = school.api_key_hash

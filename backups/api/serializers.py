@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers
 
 from backups.models import Backup
@@ -63,20 +61,3 @@ class RestoreSerializer(serializers.Serializer):
 
     confirm = serializers.CharField()
     reason = serializers.CharField(max_length=500, required=False, default="")
-
-    def validate_confirm(self, value: str) -> str:
-        backup: Backup = self.context["backup"]
-        if value.strip() != backup.name:
-            raise serializers.ValidationError(
-                f"Type the backup's name ({backup.name}) exactly to confirm the restore."
-            )
-        return value
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        backup: Backup = self.context["backup"]
-        if not backup.is_usable:
-            raise serializers.ValidationError(
-                f"Backup {backup.name} is {backup.status}; only a verified backup can "
-                "be restored."
-            )
-        return attrs

@@ -1,23 +1,28 @@
-"""REST views of the backups API: thin, validation here, work in Celery tasks."""
+"""REST views of the backups API: parse, call the action of ``backups.actions``.
+
+A refusal (``ActionRefused``) answers 400/403/409 with ``detail`` saying why.
+"""
 
 from __future__ import annotations
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from backups import copying, creating, retention, tasks
+from backups import actions
 from backups.api.serializers import (
     BackupSerializer,
     CreateBackupSerializer,
     RestoreSerializer,
 )
-from backups.errors import BackupError
 from backups.models import Backup
-from backups.storage import copy_target
+from clms_updates.actions import VIA_API, Actor
+
+
+def _actor(request: Request) -> Actor:
+    return Actor.from_request(request, VIA_API)
 
 
 class BackupViewSet(
@@ -36,35 +41,25 @@ class BackupViewSet(
     def create(self, request: Request) -> Response:
         data = CreateBackupSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        backup = creating.new_backup(
-            reason=data.validated_data["reason"], user=request.user
+        backup = actions.create_backup(
+            actor=_actor(request), reason=data.validated_data["reason"]
         )
-        transaction.on_commit(lambda: tasks.create_backup_task.delay(backup.pk))
         return Response(BackupSerializer(backup).data, status=status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["post"])
     def verify(self, request: Request, pk: str | None = None) -> Response:
-        backup = self.get_object()
-        if backup.status not in (Backup.Status.CREATED, Backup.Status.VERIFIED):
-            return Response(
-                {
-                    "detail": f"Backup {backup.name} is {backup.status}; only a created or "
-                    "verified backup can be verified."
-                },
-                status=status.HTTP_409_CONFLICT,
-            )
-        transaction.on_commit(lambda: tasks.verify_backup_task.delay(backup.pk))
+        backup = actions.verify_backup(self.get_object().pk, actor=_actor(request))
         return Response(BackupSerializer(backup).data, status=status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str | None = None) -> Response:
-        backup = self.get_object()
-        data = RestoreSerializer(data=request.data, context={"backup": backup})
+        data = RestoreSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user_id = request.user.pk
-        reason = data.validated_data["reason"]
-        transaction.on_commit(
-            lambda: tasks.restore_backup_task.delay(backup.pk, user_id, reason)
+        backup = actions.restore_backup(
+            self.get_object().pk,
+            actor=_actor(request),
+            reason=data.validated_data["reason"],
+            confirm=data.validated_data["confirm"],
         )
         return Response(BackupSerializer(backup).data, status=status.HTTP_202_ACCEPTED)
 
@@ -83,12 +78,7 @@ class BackupViewSet(
     )
     @action(detail=True, methods=["post"])
     def copy(self, request: Request, pk: str | None = None) -> Response:
-        backup = self.get_object()
-        refusal = copying.copy_refusal(backup, copy_target())
-        if refusal:
-            return Response({"detail": refusal}, status=status.HTTP_409_CONFLICT)
-        user_id = request.user.pk
-        transaction.on_commit(lambda: tasks.copy_backup_task.delay(backup.pk, user_id))
+        backup = actions.copy_backup(self.get_object().pk, actor=_actor(request))
         return Response(BackupSerializer(backup).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -106,18 +96,9 @@ class BackupViewSet(
     )
     @action(detail=True, methods=["post"])
     def fetch(self, request: Request, pk: str | None = None) -> Response:
-        backup = self.get_object()
-        refusal = copying.fetch_refusal(backup, copy_target())
-        if refusal:
-            return Response({"detail": refusal}, status=status.HTTP_409_CONFLICT)
-        user_id = request.user.pk
-        transaction.on_commit(lambda: tasks.fetch_backup_task.delay(backup.pk, user_id))
+        backup = actions.fetch_backup(self.get_object().pk, actor=_actor(request))
         return Response(BackupSerializer(backup).data, status=status.HTTP_202_ACCEPTED)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        backup = self.get_object()
-        try:
-            retention.delete_backup(backup.pk, user=request.user, request=request)
-        except BackupError as e:
-            return Response({"detail": str(e)}, status=status.HTTP_409_CONFLICT)
+        actions.delete_backup(self.get_object().pk, actor=_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -17,6 +17,7 @@ from backups.models import Backup
 from backups.storage import LocalTarget
 from backups.streams import HashingWriter, compressor
 from backups.tests.conftest import library_rows, scratch_databases
+from clms_updates.actions import Actor
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
 
@@ -82,7 +83,9 @@ def test_a_format_1_backup_from_an_earlier_version_still_verifies_and_restores(
     with psycopg.connect(clms_db, autocommit=True) as conn:
         conn.execute("DELETE FROM loans WHERE id % 3 = 0")
         conn.execute("UPDATE students SET name = 'changed'")
-    operations.restore_backup(old.pk, user=school_admin, reason="old format")
+    operations.restore_backup(
+        old.pk, actor=Actor(user=school_admin), reason="old format"
+    )
     assert library_rows(clms_db) == before
 
 

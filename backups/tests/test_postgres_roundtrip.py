@@ -9,6 +9,7 @@ from backups import operations
 from backups.errors import BackupError
 from backups.models import Backup
 from backups.tests.conftest import library_rows, scratch_databases
+from clms_updates.actions import Actor
 from clms_updates.models import AuditEntry
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
@@ -37,7 +38,9 @@ def test_backup_verify_drop_restore_gives_back_identical_rows(
         conn.execute("CREATE TABLE added_by_migration (id int)")
     assert library_rows(clms_db) != before
 
-    operations.restore_backup(backup.pk, user=school_admin, reason="rollback test")
+    operations.restore_backup(
+        backup.pk, actor=Actor(user=school_admin), reason="rollback test"
+    )
 
     assert library_rows(clms_db) == before
     with psycopg.connect(clms_db) as conn:

@@ -104,5 +104,5 @@ def test_the_nightly_prune_is_scheduled_by_beat():
     from django_celery_beat.models import PeriodicTask
 
     task = PeriodicTask.objects.get(name="backups: prune")
-    assert task.task == "backups.tasks.prune_backups_task"
+    assert task.task == "backups.prune_backups"
     assert task.crontab is not None and task.enabled

@@ -13,10 +13,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from backups import copying, operations, retention, tasks, verifying
+from backups import actions, copying, operations, tasks, verifying
 from backups.errors import BackupError
 from backups.models import Backup
 from backups.storage import LocalTarget
+from clms_updates.actions import VIA_API, Actor
 from clms_updates.models import AuditEntry
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
@@ -80,7 +81,7 @@ def test_a_verified_backup_round_trips_through_s3(clms_db, s3_endpoint):
     assert verified.status == Backup.Status.VERIFIED
 
     newer = operations.create_verified_backup(reason="t2", clms_version="1")
-    retention.delete_backup(backup.pk)
+    actions.delete_backup(backup.pk, actor=Actor.system())
     remaining = _keys(s3_endpoint)
     assert f"clms/{backup.file_name}" not in remaining
     assert f"clms/{newer.file_name}" in remaining
@@ -110,7 +111,7 @@ def test_an_admin_copies_a_backup_through_the_api_and_both_locations_are_listed(
         response = admin_api.post(f"/api/backups/{backup.pk}/copy/")
     assert response.status_code == 202
     assert len(callbacks) == 1
-    tasks.copy_backup_task(backup.pk, school_admin.pk)
+    tasks.copy_backup_task(backup.pk, Actor(user=school_admin, via=VIA_API).to_task())
 
     local = LocalTarget().location(backup.file_name)
     remote = f"s3://school-backups/clms/{backup.file_name}"
@@ -133,7 +134,7 @@ def test_a_lost_local_file_is_fetched_through_the_api_and_verified_again(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = admin_api.post(f"/api/backups/{backup.pk}/fetch/")
     assert response.status_code == 202 and len(callbacks) == 1
-    tasks.fetch_backup_task(backup.pk, school_admin.pk)
+    tasks.fetch_backup_task(backup.pk, Actor(user=school_admin, via=VIA_API).to_task())
 
     backup.refresh_from_db()
     assert LocalTarget().exists(backup.file_name)

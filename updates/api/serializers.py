@@ -144,6 +144,7 @@ class ScheduleSerializer(serializers.Serializer):
 
     ``at`` with an offset (``2026-12-01T22:30:00+00:00``) is taken as given; a
     time without an offset is school time (``UPDATES_SCHOOL_TIME_ZONE``).
+    Every rule is checked by the action; this only parses.
     """
 
     version = serializers.CharField(max_length=64)
@@ -156,78 +157,31 @@ class ScheduleSerializer(serializers.Serializer):
     next_window = serializers.BooleanField(default=False)
     force = serializers.BooleanField(
         default=False,
-        help_text="Admin override: allow a time outside the maintenance windows, "
-        "or retry a version that was rolled back.",
+        help_text="Admin override (audited): allow a time outside the maintenance "
+        "windows, or retry a version that was rolled back.",
     )
 
-    def validate_version(self, value: str) -> AvailableRelease:
-        release = AvailableRelease.objects.filter(version=value).first()
-        if release is None:
-            raise serializers.ValidationError(
-                f"{value} is not a verified available release; run a check first "
-                "(GET /api/updates/check) and pick a version it found"
-            )
-        installed = AgentState.load().installed_version
-        if release.version == installed:
-            raise serializers.ValidationError(f"{value} is already installed")
-        if release.withdrawn_at is not None:
-            raise serializers.ValidationError(
-                f"{value} was withdrawn by the vendor on "
-                f"{release.withdrawn_at:%Y-%m-%d %H:%M} UTC (no longer in its signed "
-                "index), so it cannot be scheduled; wait for the vendor's next release"
-            )
-        return release
-
     def validate_at(self, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if timezone.is_naive(value):
-            try:
-                return scheduling.local_to_utc(value)
-            except scheduling.SchedulingError as e:
-                raise serializers.ValidationError(str(e)) from None
-        return value
+        if value is None or not timezone.is_naive(value):
+            return value
+        try:
+            return scheduling.local_to_utc(value)
+        except scheduling.SchedulingError as e:
+            raise serializers.ValidationError(str(e)) from None
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        at, next_window, force = attrs.get("at"), attrs["next_window"], attrs["force"]
-        release: AvailableRelease = attrs["version"]
-        errors: dict[str, str] = {}
-        if (at is None) == (not next_window):
-            errors["at"] = "give either a time (at) or next_window: true, not both"
-        now = timezone.now()
-        if at is not None and not errors:
-            if at <= now:
-                errors["at"] = (
-                    f"{at:%Y-%m-%d %H:%M} UTC is in the past; choose a future time"
-                )
-            elif not force and not scheduling.is_inside_window(at):
-                errors["at"] = (
-                    "this time is outside every maintenance window (or in a blackout); "
-                    "pick a time inside a window, use next_window, or send force: true"
-                )
-        if next_window and not errors:
-            try:
-                attrs["at"] = scheduling.next_window_start(now)
-            except scheduling.SchedulingError as e:
-                errors["next_window"] = str(e)
-        if release.rolled_back and not force:
-            errors["version"] = (
-                f"{release.version} was rolled back; it is not retried unless an admin "
-                "sends force: true"
-            )
-        active = UpdateRun.active()
-        if active is not None:
-            errors["non_field_errors"] = (
-                f"run {active.pk} ({active.to_version}) is already {active.state}; "
-                "cancel it first or wait for it to finish"
-            )
-        if errors:
-            raise serializers.ValidationError(errors)
-        return attrs
+
+class UpdateNowSerializer(serializers.Serializer):
+    """Start a verified release now (outside a window that is an audited override)."""
+
+    version = serializers.CharField(max_length=64)
+    force = serializers.BooleanField(
+        default=False,
+        help_text="Admin override (audited): retry a version that was rolled back.",
+    )
 
 
 class RollbackSerializer(serializers.Serializer):
-    """Roll back to the previous version now (the pipeline executes it)."""
+    """Roll back to the previous version now, saying why (kept in the audit log)."""
 
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
 

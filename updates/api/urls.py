@@ -11,6 +11,7 @@ urlpatterns = [
     path("checks", views.ChecksView.as_view(), name="checks"),
     path("latest", views.LatestView.as_view(), name="latest"),
     path("schedule", views.ScheduleView.as_view(), name="schedule"),
+    path("update-now", views.UpdateNowView.as_view(), name="update-now"),
     path("status/<int:pk>", views.StatusView.as_view(), name="status"),
     path("history", views.HistoryView.as_view(), name="history"),
     path("cancel/<int:pk>", views.CancelView.as_view(), name="cancel"),
@@ -18,7 +19,8 @@ urlpatterns = [
     path("windows", views.WindowsView.as_view(), name="windows"),
     path("blackouts", views.BlackoutsView.as_view(), name="blackouts"),
     path("audit", views.AuditView.as_view(), name="audit"),
-    # Critical deadlines, overrides, offline bundles; the LAN mirror.
-    path("", include("updates.api.enforcement")),
-    path("", include("updates.api.mirror")),
+    # Critical deadlines, offline bundles, the LAN mirror: their features' routes.
+    path("", include("updates.enforcement.api")),
+    path("", include("updates.offline.api")),
+    path("", include("updates.mirror.api")),
 ]

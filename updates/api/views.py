@@ -1,27 +1,27 @@
-"""The updates REST API: validate, call the logic module, answer, audit."""
+"""The updates REST API: parse, call the action, answer.
+
+An action's refusal (``ActionRefused``) becomes a 400/403/409 answer naming
+the field, through ``clms_updates.api.exception_handler``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
-from rest_framework.views import APIView
 
-from clms_updates import audit
+from clms_updates.actions import VIA_API, Actor
 from clms_updates.models import AuditEntry
-from clms_updates.permissions import IsSchoolAdmin, IsSchoolViewer
-from updates import checking, scheduling
+from clms_updates.permissions import IsSchoolAdmin
+from updates import actions, releases
 from updates.api import serializers as s
+from updates.api.base import UpdatesAPIView
 from updates.api.filters import RunFilter
 from updates.models import (
     AgentState,
@@ -30,29 +30,6 @@ from updates.models import (
     UpdateCheck,
     UpdateRun,
 )
-
-
-class UpdatesThrottle(ScopedRateThrottle):
-    """Per-user limit on every /api/updates/ route (``UPDATES_API_THROTTLE``)."""
-
-    scope_attr = "throttle_scope"
-
-    def get_rate(self) -> str | None:
-        return str(settings.UPDATES_API_THROTTLE)
-
-
-class UpdatesAPIView(APIView):
-    """Base: authenticated viewers read, school admins write, always throttled."""
-
-    permission_classes = [IsAuthenticated, IsSchoolViewer]
-    throttle_classes = [UpdatesThrottle]
-    throttle_scope = "updates"
-
-
-def conflict(message: str) -> Response:
-    return Response(
-        {"detail": message, "code": "conflict"}, status=status.HTTP_409_CONFLICT
-    )
 
 
 class CheckView(UpdatesAPIView):
@@ -65,17 +42,7 @@ class CheckView(UpdatesAPIView):
         "refused, offline or error; `reason` says what was found or why it was refused.",
     )
     def get(self, request: Request) -> Response:
-        check = checking.run_check(
-            trigger=UpdateCheck.Trigger.MANUAL, user=request.user
-        )
-        audit.record(
-            "updates.check",
-            request=request,
-            target=f"check {check.pk}",
-            outcome=check.outcome,
-            reason=check.reason[:500],
-            found_version=check.found_version,
-        )
+        check = actions.check_for_updates(actor=Actor.from_request(request, VIA_API))
         return Response(s.CheckSerializer(check).data)
 
 
@@ -100,7 +67,7 @@ class LatestView(UpdatesAPIView):
     def get(self, request: Request) -> Response:
         data = {
             "agent": AgentState.load(),
-            "release": checking.latest_release(),
+            "release": releases.latest_release(),
             "last_check": UpdateCheck.objects.first(),
         }
         return Response(s.LatestSerializer(data).data)
@@ -115,34 +82,45 @@ class ScheduleView(UpdatesAPIView):
         responses={
             201: s.RunSerializer,
             400: OpenApiResponse(description="Field errors"),
+            409: OpenApiResponse(description="Refused by the installation's state"),
         },
     )
     def post(self, request: Request) -> Response:
         serializer = s.ScheduleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            run = scheduling.schedule_update(
-                data["version"], at=data["at"], user=request.user, forced=data["force"]
-            )
-        except scheduling.SchedulingError as e:
-            raise ValidationError({"non_field_errors": [str(e)]}) from None
-        audit.record(
-            "updates.schedule",
-            request=request,
-            target=f"run {run.pk}",
-            version=run.to_version,
-            scheduled_for=run.scheduled_for.isoformat(),
-            forced=run.forced,
+        run = actions.schedule_update(
+            data["version"],
+            actor=Actor.from_request(request, VIA_API),
+            at=data.get("at"),
             next_window=data["next_window"],
+            force=data["force"],
         )
-        if data["force"]:
-            audit.record(
-                "updates.override",
-                request=request,
-                target=f"run {run.pk}",
-                what="schedule outside the windows or retry a rolled-back version",
-            )
+        return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class UpdateNowView(UpdatesAPIView):
+    """Start a verified release now; a worker takes it at once."""
+
+    @extend_schema(
+        summary="Update now",
+        request=s.UpdateNowSerializer,
+        responses={
+            201: s.RunSerializer,
+            400: OpenApiResponse(description="Field errors"),
+            409: OpenApiResponse(description="Refused by the installation's state"),
+        },
+        description="Outside the maintenance windows this is an admin override, "
+        "recorded in the audit log.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = s.UpdateNowSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = actions.update_now(
+            serializer.validated_data["version"],
+            actor=Actor.from_request(request, VIA_API),
+            force=serializer.validated_data["force"],
+        )
         return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
@@ -181,17 +159,8 @@ class CancelView(UpdatesAPIView):
         },
     )
     def delete(self, request: Request, pk: int) -> Response:
-        run = get_object_or_404(UpdateRun, pk=pk)
-        try:
-            run = scheduling.cancel_run(run)
-        except scheduling.SchedulingError as e:
-            return conflict(str(e))
-        audit.record(
-            "updates.cancel",
-            request=request,
-            target=f"run {run.pk}",
-            version=run.to_version,
-        )
+        get_object_or_404(UpdateRun, pk=pk)
+        run = actions.cancel_run(pk, actor=Actor.from_request(request, VIA_API))
         return Response(s.RunSerializer(run).data)
 
 
@@ -209,27 +178,21 @@ class RollbackView(UpdatesAPIView):
     def post(self, request: Request) -> Response:
         serializer = s.RollbackSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            run = scheduling.schedule_rollback(user=request.user)
-        except scheduling.SchedulingError as e:
-            return conflict(str(e))
-        audit.record(
-            "updates.rollback",
-            request=request,
-            target=f"run {run.pk}",
-            from_version=run.from_version,
-            to_version=run.to_version,
+        run = actions.roll_back(
+            actor=Actor.from_request(request, VIA_API),
             reason=serializer.validated_data.get("reason", ""),
         )
         return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
 class ReplaceListView(UpdatesAPIView):
-    """GET the whole list; PUT a new list that replaces it atomically."""
+    """GET the whole list; PUT a new list that replaces it atomically (an action)."""
 
     serializer_class: type[s.serializers.ModelSerializer]
     model: type[Model]
-    audit_action = ""
+
+    def replace(self, items: list[dict[str, Any]], actor: Actor) -> list[Any]:
+        raise NotImplementedError
 
     def get_queryset(self) -> QuerySet[Any]:
         return self.model._default_manager.all()
@@ -240,11 +203,10 @@ class ReplaceListView(UpdatesAPIView):
     def put(self, request: Request) -> Response:
         serializer = self.serializer_class(data=request.data, many=True)
         serializer.is_valid(raise_exception=True)
-        with transaction.atomic():
-            self.get_queryset().delete()
-            serializer.save()
-        audit.record(self.audit_action, request=request, items=serializer.data)
-        return Response(serializer.data)
+        rows = self.replace(
+            list(serializer.validated_data), Actor.from_request(request, VIA_API)
+        )
+        return Response(self.serializer_class(rows, many=True).data)
 
 
 class WindowsView(ReplaceListView):
@@ -252,7 +214,9 @@ class WindowsView(ReplaceListView):
 
     serializer_class = s.WindowSerializer
     model = MaintenanceWindow
-    audit_action = "updates.windows"
+
+    def replace(self, items: list[dict[str, Any]], actor: Actor) -> list[Any]:
+        return actions.replace_windows(items, actor=actor)
 
     @extend_schema(
         summary="Maintenance windows", responses={200: s.WindowSerializer(many=True)}
@@ -274,7 +238,9 @@ class BlackoutsView(ReplaceListView):
 
     serializer_class = s.BlackoutSerializer
     model = BlackoutPeriod
-    audit_action = "updates.blackouts"
+
+    def replace(self, items: list[dict[str, Any]], actor: Actor) -> list[Any]:
+        return actions.replace_blackouts(items, actor=actor)
 
     @extend_schema(
         summary="Blackout periods", responses={200: s.BlackoutSerializer(many=True)}

@@ -2,11 +2,13 @@
 
 Public entry points:
 
-- ``scan_offline_folder()``: process new bundles in ``UPDATES_OFFLINE_DIR``;
-- ``schedule_bundle(bundle, user=…)``: apply a verified bundle's release;
+- ``scan_offline_folder()``: process new bundles in ``UPDATES_OFFLINE_DIR``
+  (applying a verified bundle is the action ``updates.actions.apply_bundle``);
 - ``images_available(release)`` / ``local_image_for(reference)``: for the
   pipeline's fetch step, which uses loaded images instead of pulling;
 - ``offline_overview()``: what the offline page shows.
+
+The feature's page is ``views``, its API ``api``, its beat task ``tasks``.
 """
 
 from updates.offline.errors import BundleError, BundleNotReady, BundleRefused
@@ -15,17 +17,25 @@ from updates.offline.scanning import (
     offline_overview,
     process_bundle,
     scan_offline_folder,
-    schedule_bundle,
 )
+from updates.offline.source import OfflineSource
+from updates.sources import register_source
+
+
+def register_offline_source() -> None:
+    """Make ``offline`` usable in ``UPDATES_SOURCES`` (called by the app at start)."""
+    register_source("offline", OfflineSource.from_settings)
+
 
 __all__ = [
     "BundleError",
     "BundleNotReady",
     "BundleRefused",
+    "OfflineSource",
     "images_available",
     "local_image_for",
     "offline_overview",
     "process_bundle",
+    "register_offline_source",
     "scan_offline_folder",
-    "schedule_bundle",
 ]

@@ -9,7 +9,6 @@ pipeline uses it by id (``local_image_for``), never by that tag.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import docker
 import requests
 
+from clms_updates.files import sha256_file
 from updates.models import AvailableRelease, OfflineBundle
 from updates.offline.errors import BundleNotReady, BundleRefused
 from updates.offline.verifying import UnpackedBundle
@@ -29,17 +29,9 @@ IMAGE_MANIFEST_TYPES = (
 )
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def config_digest(registry_manifest: Path, expected_digest: str, service: str) -> str:
     """The config digest named by a registry manifest whose sha256 is ``expected_digest``."""
-    actual = "sha256:" + _file_sha256(registry_manifest)
+    actual = "sha256:" + sha256_file(registry_manifest)
     if actual != expected_digest:
         raise BundleRefused(
             f"the registry manifest of {service} hashes to {actual}, not the signed "

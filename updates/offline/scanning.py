@@ -12,7 +12,6 @@ online update installs it. A refused bundle moves to
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -25,13 +24,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clms_updates import audit
+from clms_updates.files import sha256_file
 from clms_updates.manifest import parse_version
-from updates import scheduling
-from updates.checking import notify_admins_once
-from updates.models import AgentState, AvailableRelease, OfflineBundle, UpdateRun
-from updates.offline.errors import BundleError, BundleNotReady, BundleRefused
+from updates.models import AgentState, AvailableRelease, OfflineBundle
+from updates.offline.errors import BundleNotReady, BundleRefused
 from updates.offline.loading import load_images
 from updates.offline.verifying import UnpackedBundle, unpack_bundle
+from updates.releases import notify_admins_once
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +38,6 @@ BUNDLE_SUFFIX = ".zip"
 # A scan that claimed a bundle this long ago and never finished (its worker
 # died) gives the bundle back to the next scan.
 STALE_CLAIM = timedelta(hours=1)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def bundle_files(folder: Path | None = None) -> list[Path]:
@@ -116,7 +107,7 @@ def _known(path: Path, size: int) -> bool:
 
 
 def scan_offline_folder(
-    *, now: datetime | None = None, settle: bool = True
+    *, now: datetime | None = None, settle: bool = True, create: bool = False
 ) -> list[OfflineBundle]:
     """Process every new bundle in the offline folder; return the rows touched.
 
@@ -129,6 +120,10 @@ def scan_offline_folder(
     released so the bundle is tried again.
     """
     now = now or timezone.now()
+    if create:
+        # An admin's "scan now" makes the folder, so a USB stick's files can be
+        # copied there without anyone typing mkdir.
+        Path(settings.UPDATES_OFFLINE_DIR).mkdir(parents=True, exist_ok=True)
     refresh_applied()
     _clear_stale_work(now)
     OfflineBundle.objects.filter(
@@ -141,7 +136,7 @@ def scan_offline_folder(
             settle_seconds = settings.UPDATES_OFFLINE_SETTLE_SECONDS if settle else 0
             if not _settled(path, now, settle_seconds) or _known(path, size):
                 continue
-            digest = _sha256(path)
+            digest = sha256_file(path)
         except OSError as e:
             logger.warning("Offline bundle %s cannot be read: %s", path, e)
             continue
@@ -240,34 +235,6 @@ def _offer_release(unpacked: UnpackedBundle, *, now: datetime) -> AvailableRelea
         return AvailableRelease.objects.get(version=manifest.version)
     notify_admins_once(release)
     return release
-
-
-def schedule_bundle(
-    bundle: OfflineBundle,
-    *,
-    user: object | None = None,
-    at: datetime | None = None,
-    now: datetime | None = None,
-) -> UpdateRun:
-    """Schedule the verified bundle's release (now by default) through the pipeline."""
-    now = now or timezone.now()
-    if bundle.state != OfflineBundle.State.VERIFIED:
-        raise BundleError(
-            f"{bundle.file_name} is {bundle.get_state_display().lower()}; only a "
-            "verified bundle can be applied"
-        )
-    release = AvailableRelease.objects.filter(version=bundle.version).first()
-    if release is None:
-        raise BundleError(
-            f"CLMS {bundle.version} is no longer listed as available; scan the "
-            "offline folder again"
-        )
-    try:
-        return scheduling.schedule_update(
-            release, at=at or now, user=user, forced=at is None, now=now
-        )
-    except scheduling.SchedulingError as e:
-        raise BundleError(str(e)) from None
 
 
 def offline_overview() -> dict[str, Any]:

@@ -35,11 +35,7 @@ from clms_updates.manifest import (
     parse_version,
     sha256_hex,
 )
-from updates.checking import channels_for
-from updates.models import AgentState
-from updates.offline import extraction
-from updates.offline.errors import BundleRefused
-from updates.offline.format import (
+from clms_updates.manifest.bundle import (
     CONTENTS_NAME,
     CONTENTS_SIGNATURE_NAME,
     KEY_NAME,
@@ -51,6 +47,10 @@ from updates.offline.format import (
     ContentsError,
     parse_contents,
 )
+from updates.models import AgentState
+from updates.offline import extraction
+from updates.offline.errors import BundleRefused
+from updates.releases import channels_for
 from updates.sources import SignedDocument, Source, SourceRefused
 from updates.trust import CheckRefused, ensure_vendor_keys, verify
 

@@ -12,13 +12,12 @@ from collections.abc import Callable
 import docker
 from django.conf import settings
 
-from clms_updates import progress
 from updates import runtime
 from updates.models import AgentState, AvailableRelease, UpdateRun
 from updates.pipeline import health
-from updates.pipeline.context import STEP_SHAPE, Context
+from updates.pipeline.context import Context
 from updates.pipeline.errors import StepFailed
-from updates.pipeline.plan import image_variable
+from updates.pipeline.plan import image_variable, update_being_undone
 from updates.pipeline.records import save_checkpoint
 
 # ---------------------------------------------------------------------------
@@ -158,14 +157,12 @@ def crash_watch(ctx: Context) -> Callable[[], str | None]:
 
 def check_health(ctx: Context) -> str:
     """N consecutive good answers from the new version within the release's timeout."""
-    low, _ = STEP_SHAPE["health"]
+    needed = max(ctx.plan.health.successes, 1)
 
     def on_probe(result: health.Probe, streak: int) -> None:
         if result.healthy:
-            progress.publish(
-                ctx.run,
-                f"Health check: {streak} of {ctx.plan.health.successes} good answers",
-                percent=low + streak * 10 // max(ctx.plan.health.successes, 1),
+            ctx.report(
+                streak / needed, f"Health check: {streak} of {needed} good answers"
             )
 
     result = health.wait_healthy(
@@ -190,8 +187,6 @@ def commit(ctx: Context) -> str:
     AgentState.load()
     AgentState.objects.filter(pk=1).update(installed_version=ctx.plan.to_version)
     if ctx.run.kind == UpdateRun.Kind.ROLLBACK:
-        from updates.pipeline.plan import update_being_undone
-
         source = update_being_undone(ctx.run)
         if source is not None and source.release_id:
             AvailableRelease.objects.filter(pk=source.release_id).update(

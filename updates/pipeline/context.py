@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,31 +11,54 @@ from typing import Any
 import docker
 from django.conf import settings
 
+from clms_updates import progress
 from updates import runtime
 from updates.models import UpdateRun
 from updates.pipeline.errors import StepFailed
 from updates.pipeline.lease import Lease
 from updates.pipeline.plan import Plan
 
-# Step name -> (percent at its start, typical seconds) for percent and ETA.
-STEP_SHAPE: dict[str, tuple[int, int]] = {
-    "preflight": (0, 2),
-    "fetch": (5, 10),
-    "verify": (30, 1),
-    "backup": (33, 10),
-    "maintenance": (55, 1),
-    "apply": (57, 3),
-    "migrate": (70, 5),
-    "health": (80, 5),
-    "commit": (95, 1),
-}
-STEP_ORDER = tuple(STEP_SHAPE)
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a run: what it does, and its shape on the progress bar.
+
+    ``share`` is the part of the progress bar (percent) the step fills and
+    ``seconds`` how long it typically takes (for the ETA); the tables of
+    steps are ``steps.UPDATE_STEPS`` and ``rollback.ROLLBACK_STEPS``.
+    """
+
+    name: str
+    run: Callable[[Context], str | None]
+    message: str
+    label: str
+    share: int
+    seconds: int
 
 
-def eta_after(step: str) -> int:
-    """Typical seconds left from the start of ``step`` to the end of the run."""
-    index = STEP_ORDER.index(step)
-    return sum(STEP_SHAPE[name][1] for name in STEP_ORDER[index:])
+@dataclass(frozen=True)
+class Position:
+    """Where a step sits in its table: its percent at start and the work after it."""
+
+    step: Step
+    start_percent: int
+    seconds_after: int
+
+    def percent_at(self, fraction: float) -> int:
+        """The progress bar when the step is ``fraction`` (0-1) done."""
+        fraction = min(max(fraction, 0.0), 1.0)
+        return self.start_percent + int(self.step.share * fraction)
+
+
+def positions(steps: tuple[Step, ...]) -> dict[str, Position]:
+    """Each step of a table with its starting percent and the seconds after it."""
+    found: dict[str, Position] = {}
+    percent = 0
+    for index, step in enumerate(steps):
+        after = sum(s.seconds for s in steps[index + 1 :])
+        found[step.name] = Position(step, percent, after)
+        percent += step.share
+    return found
 
 
 @dataclass
@@ -46,6 +70,9 @@ class Context:
     lease: Lease | None = None
     started: float = field(default_factory=time.monotonic)
     _client: docker.DockerClient | None = None
+    # The step being driven now and when it started (set by the runner).
+    position: Position | None = None
+    step_started: float = field(default_factory=time.monotonic)
 
     @property
     def client(self) -> docker.DockerClient:
@@ -85,3 +112,28 @@ class Context:
     def check_lease(self) -> None:
         if self.lease is not None:
             self.lease.check()
+
+    def eta_seconds(self, fraction: float = 0.0) -> int | None:
+        """Seconds left in the run, from how far the current step is and its clock.
+
+        A step half done after 20 s has about 20 s left, whatever its typical
+        time said; before any progress its typical time stands.
+        """
+        if self.position is None:
+            return None
+        elapsed = time.monotonic() - self.step_started
+        if fraction > 0.05:
+            left = elapsed * (1 - fraction) / fraction
+        else:
+            left = max(self.position.step.seconds - elapsed, 1)
+        return int(left + self.position.seconds_after + 0.5)
+
+    def report(self, fraction: float, message: str) -> None:
+        """Progress inside the current step: ``fraction`` (0-1) of it is done."""
+        percent = self.position.percent_at(fraction) if self.position else None
+        progress.publish(
+            self.run,
+            message,
+            percent=percent,
+            eta_seconds=self.eta_seconds(fraction),
+        )

@@ -18,11 +18,10 @@ from django.conf import settings
 from backups import operations as backups
 from backups.errors import BackupError
 from backups.models import Backup
-from clms_updates import progress
 from updates import offline, runtime
 from updates.models import UpdateRun
 from updates.pipeline import health, maintenance
-from updates.pipeline.context import STEP_SHAPE, Context
+from updates.pipeline.context import Context
 from updates.pipeline.errors import StepFailed
 from updates.pipeline.plan import check_version_rules, image_variable
 from updates.pipeline.records import save_checkpoint
@@ -195,9 +194,6 @@ def local_image(client: docker.DockerClient, reference: str) -> str | None:
 def fetch(ctx: Context) -> str:
     """Pull every image by digest (unless it is here and matched), with bytes and an ETA."""
     references = ctx.plan.references
-    low, _ = STEP_SHAPE["fetch"]
-    high, _ = STEP_SHAPE["verify"]
-    started = time.monotonic()
     present: dict[str, str] = {}
     for number, reference in enumerate(references, start=1):
         if "@" not in reference:
@@ -220,15 +216,10 @@ def fetch(ctx: Context) -> str:
             if now - last[0] < 0.5 or not total:
                 return
             last[0] = now
-            share = (number - 1 + done / total) / len(references)
-            rate = done / max(now - started, 0.001)
-            eta = int((total - done) / rate) if rate > 0 else None
-            progress.publish(
-                ctx.run,
+            ctx.report(
+                (number - 1 + done / total) / len(references),
                 f"Downloading image {number} of {len(references)}: "
                 f"{done / 1e6:.1f} of {total / 1e6:.1f} MB",
-                percent=int(low + (high - low) * share),
-                eta_seconds=eta,
             )
 
         try:

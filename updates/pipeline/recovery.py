@@ -15,13 +15,18 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
+from clms_updates.queueing import send_now
 from updates.models import UpdateRun
 from updates.pipeline import maintenance
-from updates.pipeline.lease import take_over, worker_identity
+from updates.pipeline.lease import worker_identity
+from updates.pipeline.runner import REPORT_TASK, take_over
 
 logger = logging.getLogger(__name__)
+
+RECOVER_TASK = "updates.recover_runs"
 
 
 @dataclass
@@ -34,28 +39,8 @@ class Recovery:
     reports_queued: int = 0
 
 
-def recover_run(run_id: int, owner: str | None = None) -> bool:
-    """Take over run ``run_id`` if its worker is gone and drive it; True if taken."""
-    from updates.pipeline.runner import drive
-
-    owner = owner or worker_identity()
-    run = take_over(run_id, owner)
-    if run is None:
-        return False
-    logger.warning(
-        "Run %s was left %s in step %s by a worker that stopped; taking it over",
-        run.pk,
-        run.state,
-        run.current_step or "?",
-    )
-    drive(run, owner=owner, resumed=True)
-    return True
-
-
 def recover_runs() -> Recovery:
     """Look at every running or rolling-back run once (see the module docstring)."""
-    from django.conf import settings
-
     result = Recovery()
     owner = worker_identity()
     lease = settings.UPDATES_RUN_LEASE_SECONDS
@@ -63,7 +48,7 @@ def recover_runs() -> Recovery:
         state__in=(UpdateRun.State.RUNNING, UpdateRun.State.ROLLING_BACK)
     )
     for run in active:
-        if recover_run(run.pk, owner):
+        if take_over(run.pk, owner):
             result.recovered.append(run.pk)
             continue
         run.refresh_from_db()
@@ -94,10 +79,6 @@ def _queue_missing_reports() -> int:
     A worker killed between a run's end and its report leaves one behind; the
     report task retries while the vendor does not answer.
     """
-    from django.conf import settings
-
-    from updates.tasks import report_run
-
     if not settings.UPDATES_VENDOR_URL:
         return 0
     since = timezone.now() - timedelta(days=7)
@@ -112,17 +93,12 @@ def _queue_missing_reports() -> int:
     ).values_list("pk", flat=True)
     count = 0
     for run_id in pending:
-        try:
-            report_run.delay(run_id)
-        except Exception:  # no broker: the next worker start tries again
-            logger.exception("Could not queue the report of run %s", run_id)
-            break
+        if not send_now(REPORT_TASK, run_id):
+            break  # no broker: the next worker start tries again
         count += 1
     return count
 
 
 def on_worker_start() -> None:
     """Worker start-up hook: queue a look for runs a dead worker left behind."""
-    from updates.tasks import recover_runs as recover_task
-
-    recover_task.delay()
+    send_now(RECOVER_TASK)

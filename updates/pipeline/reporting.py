@@ -13,9 +13,9 @@ from urllib.parse import urljoin
 
 import requests
 from django.conf import settings
-from django.core.mail import send_mail
 from django.utils import timezone
 
+from clms_updates.notify import notify
 from updates.models import UpdateRun
 from updates.sources import SourceNotConfigured, SourceRefused, VendorSource
 from updates.sources.vendor import AGENT_VERSION, check_url_allowed
@@ -90,32 +90,8 @@ def send_report(run: UpdateRun) -> bool:
 
 
 def alert_admins(run: UpdateRun) -> None:
-    """Email ``ADMIN_EMAILS`` that a run failed, with what to do next."""
+    """Tell the admins at once that a run failed, with what to do next."""
+    rolled = any(s.get("name", "").startswith("rollback") for s in run.steps)
     if not settings.ADMIN_EMAILS:
         logger.error("Run %s failed and no ADMIN_EMAILS is set to tell", run.pk)
-        return
-    rolled = any(s.get("name", "").startswith("rollback") for s in run.steps)
-    if rolled:
-        subject = f"URGENT: CLMS update to {run.to_version} failed and rollback failed"
-        advice = (
-            "The agent tried to bring CLMS back to the previous version and could "
-            "not make it healthy. CLMS may be down. Check the containers "
-            "(`docker ps -a`), the run's log below, and restore the database from "
-            f"the run's backup (id {run.backup_id}) if needed."
-        )
-    else:
-        subject = f"CLMS update to {run.to_version} failed (nothing was changed)"
-        advice = (
-            "The update stopped before changing anything; CLMS still runs "
-            f"{run.from_version}. Fix the cause below and schedule it again."
-        )
-    body = (
-        f"Run {run.pk} ({run.kind} {run.from_version} -> {run.to_version}) ended "
-        f"{run.state} with {run.error_code}: {run.error_message}\n\n{advice}\n\n"
-        f"See {settings.SITE_URL}/updates/ for the run's steps.\n\nLog:\n"
-        f"{run.log[-3000:]}"
-    )
-    try:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, settings.ADMIN_EMAILS)
-    except Exception:
-        logger.exception("Could not email the admins about run %s", run.pk)
+    notify("run_failed", {"run": run, "rolled": rolled, "log_tail": run.log[-3000:]})

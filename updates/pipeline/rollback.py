@@ -15,18 +15,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import docker
 from django.conf import settings
 
 from backups import operations as backups
 from backups.errors import BackupError
+from clms_updates.actions import Actor
 from updates import runtime
 from updates.models import UpdateRun
 from updates.pipeline import health, maintenance
 from updates.pipeline.changing import crash_watch
-from updates.pipeline.context import Context
+from updates.pipeline.context import Context, Position, Step, positions
 from updates.pipeline.errors import StepFailed
 from updates.pipeline.records import FAILED, begin_step, end_step, is_done
 
@@ -54,44 +54,27 @@ def roll_back(ctx: Context) -> None:
         run.pk,
         f"CLMS is going back to {run.from_version}; please try again in a few minutes.",
     )
-    _step(
-        ctx,
-        "rollback_containers",
-        "Bringing the previous containers back",
-        96,
-        _restore_containers,
-    )
-    if ctx.checkpoint.get("migration_started") and not ctx.checkpoint.get(
+    for step in ROLLBACK_STEPS:
+        if is_done(run, step.name):
+            continue
+        if step.name == "rollback_database" and not _data_needs_restore(ctx):
+            continue
+        _run_step(ctx, step)
+
+
+def _data_needs_restore(ctx: Context) -> bool:
+    """The migration started and did not finish: a half-migrated schema stays no more."""
+    checkpoint = ctx.checkpoint
+    return bool(checkpoint.get("migration_started")) and not checkpoint.get(
         "migration_done"
-    ):
-        _step(
-            ctx,
-            "rollback_database",
-            "Restoring the CLMS database from the verified backup",
-            97,
-            _restore_database,
-        )
-    _step(
-        ctx,
-        "rollback_health",
-        f"Checking that CLMS {run.from_version} is healthy",
-        98,
-        _check_old_health,
     )
 
 
-def _step(
-    ctx: Context,
-    name: str,
-    message: str,
-    percent: int,
-    action: Callable[[Context], str],
-) -> None:
-    if is_done(ctx.run, name):
-        return
-    begin_step(ctx.run, name, message, percent=percent)
+def _run_step(ctx: Context, step: Step) -> None:
+    position = ROLLBACK_POSITIONS[step.name]
+    begin_step(ctx.run, step.name, step.message, percent=position.start_percent)
     try:
-        detail = action(ctx)
+        detail = step.run(ctx)
     except (
         StepFailed,
         BackupError,
@@ -100,10 +83,20 @@ def _step(
     ) as e:
         text = e.message if isinstance(e, StepFailed) else str(e)
         end_step(
-            ctx.run, name, f"{message}: failed: {text}", status=FAILED, detail=text
+            ctx.run,
+            step.name,
+            f"{step.message}: failed: {text}",
+            status=FAILED,
+            detail=text,
         )
-        raise RollbackFailed(f"{message} failed: {text}") from e
-    end_step(ctx.run, name, f"{message}: done", detail=detail or "")
+        raise RollbackFailed(f"{step.message} failed: {text}") from e
+    end_step(
+        ctx.run,
+        step.name,
+        f"{step.message}: done",
+        detail=detail or "",
+        percent=position.percent_at(1.0),
+    )
 
 
 def _restore_containers(ctx: Context) -> str:
@@ -145,7 +138,7 @@ def _restore_database(ctx: Context) -> str:
         raise StepFailed("no_backup", "The run has no backup to restore from.")
     restored = backups.restore_backup(
         run.backup_id,
-        user=run.requested_by,
+        actor=Actor.system(),
         reason=f"Rollback of run {run.pk} ({run.from_version} -> {run.to_version})",
     )
     return f"database restored from backup {restored.name}"
@@ -162,3 +155,33 @@ def _check_old_health(ctx: Context) -> str:
         code="rollback_unhealthy",
     )
     return f"CLMS {ctx.run.from_version} healthy again ({result.status})"
+
+
+ROLLBACK_STEPS: tuple[Step, ...] = (
+    Step(
+        "rollback_containers",
+        _restore_containers,
+        "Bringing the previous containers back",
+        "Start the previous containers",
+        share=40,
+        seconds=3,
+    ),
+    Step(
+        "rollback_database",
+        _restore_database,
+        "Restoring the CLMS database from the verified backup",
+        "Restore the database from the backup",
+        share=40,
+        seconds=10,
+    ),
+    Step(
+        "rollback_health",
+        _check_old_health,
+        "Checking that the previous version is healthy",
+        "Health check of the previous version",
+        share=20,
+        seconds=5,
+    ),
+)
+
+ROLLBACK_POSITIONS: dict[str, Position] = positions(ROLLBACK_STEPS)

@@ -1,27 +1,33 @@
 """Drive a run through its steps; roll back, finish and report whatever happens.
 
-``execute_run`` is what the beat-fired task calls. It claims the run with the
-model's conditional update (so one worker drives it), holds the lease while it
-works, and ends every path in ``_finish``: maintenance lifted, backup hold
-released, vendor told, admins emailed when it failed.
+``execute_run`` is what the beat-fired task calls: it claims the run with the
+model's conditional update (so one worker drives it) and drives it;
+``take_over`` adopts a run whose worker died. Either way ``drive`` holds the
+lease while it works and ends every path in ``_finish``: maintenance lifted,
+backup hold released, vendor told, admins alerted when it failed. Reports are
+queued by task name, so nothing here imports the tasks module back.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from django.conf import settings
 
 from backups import operations as backups
 from clms_updates import audit, progress
 from clms_updates.manifest import HealthCheck
+from clms_updates.queueing import send_now
 from updates import scheduling
 from updates.models import UpdateRun
 from updates.pipeline import maintenance, reporting, rollback
-from updates.pipeline.context import STEP_ORDER, STEP_SHAPE, Context, eta_after
+from updates.pipeline.context import Context
 from updates.pipeline.errors import LeaseLost, StepFailed
-from updates.pipeline.lease import Lease
+from updates.pipeline.lease import Lease, worker_identity
+from updates.pipeline.lease import take_over as take_lease
 from updates.pipeline.plan import Plan, plan_for
+from updates.pipeline.preparing import hold_name
 from updates.pipeline.records import (
     FAILED,
     SKIPPED,
@@ -30,23 +36,22 @@ from updates.pipeline.records import (
     is_done,
     save_checkpoint,
 )
-from updates.pipeline.steps import STEP_MESSAGES, STEPS, hold_name
+from updates.pipeline.steps import UPDATE_POSITIONS, UPDATE_STEPS
 
 logger = logging.getLogger(__name__)
+
+REPORT_TASK = "updates.report_run"
 
 
 def execute_run(run_id: int) -> None:
     """Claim run ``run_id`` and drive it to an end state.
 
     A run that is not scheduled (cancelled, finished, or being driven) is left
-    alone, except one whose worker died: that one is taken over (see
-    ``recovery``).
+    alone, except one whose worker died: that one is taken over.
     """
     run = UpdateRun.claim(run_id)
     if run is None:
-        from updates.pipeline.recovery import recover_run
-
-        if not recover_run(run_id):
+        if not take_over(run_id):
             logger.info("Run %s is not scheduled (cancelled, taken or over)", run_id)
         return
     # A fresh attempt starts from scratch: an earlier attempt that was retried
@@ -56,6 +61,22 @@ def execute_run(run_id: int) -> None:
     run.backup_id = None
     run.save(update_fields=["steps", "checkpoint", "backup_id"])
     drive(run)
+
+
+def take_over(run_id: int, owner: str | None = None) -> bool:
+    """Adopt run ``run_id`` if its worker is gone and drive it on; True if taken."""
+    owner = owner or worker_identity()
+    run = take_lease(run_id, owner)
+    if run is None:
+        return False
+    logger.warning(
+        "Run %s was left %s in step %s by a worker that stopped; taking it over",
+        run.pk,
+        run.state,
+        run.current_step or "?",
+    )
+    drive(run, owner=owner, resumed=True)
+    return True
 
 
 def drive(run: UpdateRun, *, owner: str | None = None, resumed: bool = False) -> None:
@@ -68,63 +89,31 @@ def drive(run: UpdateRun, *, owner: str | None = None, resumed: bool = False) ->
 
 
 def _drive(run: UpdateRun, lease: Lease, *, resumed: bool) -> None:
-    try:
-        plan = plan_for(run)
-    except StepFailed as e:
-        if run.state == UpdateRun.State.RUNNING and not run.checkpoint.get("changed"):
-            run.fail(e.code, e.message)
-            _finish(run)
-            return
-        # Undoing needs no release: the old images are in the checkpoint.
-        ctx = Context(run=run, plan=Plan(run.from_version, {}, HealthCheck(), None))
-        ctx.lease = lease
-        if run.state == UpdateRun.State.RUNNING:
-            _fail_and_roll_back(ctx, e)
-        else:
-            _roll_back(ctx)
+    """Prepare the context, guard a resume, then run the steps in their order."""
+    ctx = _prepare(run, lease)
+    if ctx is None:
         return
-    ctx = Context(run=run, plan=plan, lease=lease)
     if run.state == UpdateRun.State.ROLLING_BACK:
         _roll_back(ctx)
         return
-    if resumed:
-        resumes = int(run.checkpoint.get("resumes", 0)) + 1
-        save_checkpoint(run, resumes=resumes)
-        step = run.current_step or "?"
-        progress.publish(run, f"Resuming after the worker stopped during {step}")
-        if resumes > settings.UPDATES_MAX_RESUMES and run.checkpoint.get("changed"):
-            _fail_and_roll_back(
-                ctx,
-                StepFailed(
-                    "worker_lost",
-                    f"The worker driving this run stopped {resumes} times (last "
-                    f"during {step}); the update is rolled back rather than retried "
-                    "again.",
-                ),
-            )
-            return
+    if resumed and not _resume_allowed(ctx):
+        return
     current = ""
     try:
-        for name in STEP_ORDER:
-            if is_done(run, name):
+        for step in UPDATE_STEPS:
+            if is_done(run, step.name):
                 continue
             ctx.check_lease()
-            current = name
-            _run_step(ctx, name)
+            current = step.name
+            _run_step(ctx, step.name)
         progress.publish(
-            run, f"CLMS {plan.to_version} is installed and healthy", percent=100
+            run, f"CLMS {ctx.plan.to_version} is installed and healthy", percent=100
         )
         run.succeed()
     except LeaseLost:
         raise
     except StepFailed as e:
-        end_step(
-            run,
-            current,
-            f"{current} failed: {e.message}",
-            status=FAILED,
-            detail=e.message,
-        )
+        _record_failure(run, current, e)
         _on_failure(ctx, e)
         return
     except Exception as e:  # a bug or a lost database: roll back if anything changed
@@ -135,13 +124,7 @@ def _drive(run: UpdateRun, lease: Lease, *, resumed: bool) -> None:
             f"{e}. See the agent's log.",
         )
         try:
-            end_step(
-                run,
-                current,
-                f"{current} failed: {failure.message}",
-                status=FAILED,
-                detail=failure.message,
-            )
+            _record_failure(run, current, failure)
         except Exception:
             logger.exception("Could not record the failure of run %s", run.pk)
             raise e from None
@@ -150,16 +133,79 @@ def _drive(run: UpdateRun, lease: Lease, *, resumed: bool) -> None:
     _finish(run)
 
 
+def _prepare(run: UpdateRun, lease: Lease) -> Context | None:
+    """The run's context; without a plan, fail it (or undo what it changed)."""
+    try:
+        plan = plan_for(run)
+    except StepFailed as e:
+        if run.state == UpdateRun.State.RUNNING and not run.checkpoint.get("changed"):
+            run.fail(e.code, e.message)
+            _finish(run)
+            return None
+        # Undoing needs no release: the old images are in the checkpoint.
+        ctx = Context(run=run, plan=Plan(run.from_version, {}, HealthCheck(), None))
+        ctx.lease = lease
+        if run.state == UpdateRun.State.RUNNING:
+            _fail_and_roll_back(ctx, e)
+        else:
+            _roll_back(ctx)
+        return None
+    return Context(run=run, plan=plan, lease=lease)
+
+
+def _resume_allowed(ctx: Context) -> bool:
+    """A run resumed after a crash goes on, unless it crashed too often (rolled back)."""
+    run = ctx.run
+    resumes = int(run.checkpoint.get("resumes", 0)) + 1
+    save_checkpoint(run, resumes=resumes)
+    step = run.current_step or "?"
+    progress.publish(run, f"Resuming after the worker stopped during {step}")
+    if resumes > settings.UPDATES_MAX_RESUMES and run.checkpoint.get("changed"):
+        _fail_and_roll_back(
+            ctx,
+            StepFailed(
+                "worker_lost",
+                f"The worker driving this run stopped {resumes} times (last "
+                f"during {step}); the update is rolled back rather than retried "
+                "again.",
+            ),
+        )
+        return False
+    return True
+
+
 def _run_step(ctx: Context, name: str) -> None:
-    percent, _ = STEP_SHAPE[name]
+    position = UPDATE_POSITIONS[name]
+    ctx.position = position
+    ctx.step_started = time.monotonic()
     begin_step(
-        ctx.run, name, STEP_MESSAGES[name], percent=percent, eta_seconds=eta_after(name)
+        ctx.run,
+        name,
+        position.step.message,
+        percent=position.start_percent,
+        eta_seconds=ctx.eta_seconds(),
     )
-    detail = STEPS[name](ctx)
+    detail = position.step.run(ctx)
     if detail is None:
         end_step(ctx.run, name, f"{name}: nothing to do", status=SKIPPED)
     else:
-        end_step(ctx.run, name, f"{name}: {detail}", detail=detail)
+        end_step(
+            ctx.run,
+            name,
+            f"{name}: {detail}",
+            detail=detail,
+            percent=position.percent_at(1.0),
+        )
+
+
+def _record_failure(run: UpdateRun, step: str, failure: StepFailed) -> None:
+    end_step(
+        run,
+        step,
+        f"{step} failed: {failure.message}",
+        status=FAILED,
+        detail=failure.message,
+    )
 
 
 def _on_failure(ctx: Context, failure: StepFailed) -> None:
@@ -210,7 +256,7 @@ def _finish(run: UpdateRun) -> None:
     if run.kind == UpdateRun.Kind.ROLLBACK:
         audit.record(
             "updates.rollback.finished",
-            user=run.requested_by,
+            actor=None,
             target=f"run {run.pk}",
             outcome=run.state,
             from_version=run.from_version,
@@ -218,9 +264,5 @@ def _finish(run: UpdateRun) -> None:
             error_code=run.error_code,
         )
     if not reporting.send_report(run):
-        from updates.tasks import report_run
-
-        try:
-            report_run.apply_async(args=(run.pk,), countdown=60)
-        except Exception:  # the broker is down too: the report waits for a look
-            logger.exception("Could not queue the report of run %s", run.pk)
+        # The vendor did not take it: a worker retries (or the next start-up).
+        send_now(REPORT_TASK, run.pk, countdown=60)

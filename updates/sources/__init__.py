@@ -3,7 +3,9 @@
 Every source hands back bytes and a detached signature; nothing here trusts
 them. ``checking`` verifies whatever a source returns with the same rules, so a
 mirror or an offline folder is exactly as trusted as the vendor server: not at
-all until the signature checks out against the pinned keys.
+all until the signature checks out against the pinned keys. The offline
+folder's source lives with its feature (``updates.offline.source``) and
+registers itself there.
 """
 
 from updates.sources.base import (
@@ -19,16 +21,13 @@ from updates.sources.base import (
     registered_source_names,
 )
 from updates.sources.mirror import MirrorSource
-from updates.sources.offline import OfflineSource
 from updates.sources.vendor import VendorSource
 
 register_source("vendor", VendorSource.from_settings)
 register_source("mirror", MirrorSource.from_settings)
-register_source("offline", OfflineSource.from_settings)
 
 __all__ = [
     "MirrorSource",
-    "OfflineSource",
     "SignedDocument",
     "Source",
     "SourceError",

@@ -1,6 +1,6 @@
 """Test helper: write offline bundles (good and deliberately bad) signed with real keys.
 
-Follows ``updates.offline.format``; the vendor's ``build_bundle`` command writes
+Follows ``clms_updates.manifest.bundle``; the vendor's ``build_bundle`` command writes
 the same layout from real images.
 """
 

@@ -124,12 +124,16 @@ def test_check_shows_the_refusal_reason(admin_api, vendor) -> None:
     assert body["release"] is None
 
 
-def test_past_checks_list_their_refusal_reasons(viewer_api, vendor, settings) -> None:
+def test_past_checks_list_their_refusal_reasons(
+    admin_api, viewer_api, vendor, settings
+) -> None:
     vendor.publish([make_manifest("1.1.0")])
     settings.UPDATES_VENDOR_KEY_FINGERPRINTS = ["0" * 40]
-    viewer_api.get("/api/updates/check")
+    admin_api.get("/api/updates/check")
     settings.UPDATES_VENDOR_KEY_FINGERPRINTS = [vendor.fingerprint]
-    viewer_api.get("/api/updates/check")
+    admin_api.get("/api/updates/check")
+    # Checking is an admin's action everywhere (the page says so too).
+    assert viewer_api.get("/api/updates/check").status_code == 403
     refused = viewer_api.get("/api/updates/checks", {"outcome": "refused"}).json()
     assert refused["count"] == 1
     assert "not a pinned vendor key" in refused["results"][0]["reason"]
@@ -148,7 +152,8 @@ def test_a_withdrawn_release_is_not_latest_and_cannot_be_scheduled(
     make_release("1.1.0", withdrawn_at=FRIDAY_NOON - timedelta(hours=1))
     assert admin_api.get("/api/updates/latest").json()["release"] is None
     response = schedule(admin_api, version="1.1.0", next_window=True)
-    assert response.status_code == 400
+    # Refused by the installation's state: 409, as every route that schedules.
+    assert response.status_code == 409
     assert "withdrawn by the vendor" in response.json()["version"][0]
     assert not UpdateRun.objects.exists()
 
@@ -240,7 +245,7 @@ def test_a_second_pending_run_is_refused(admin_api, frozen) -> None:
     make_release("1.1.0")
     assert schedule(admin_api, version="1.1.0", next_window=True).status_code == 201
     response = schedule(admin_api, version="1.1.0", next_window=True)
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "already scheduled" in response.json()["non_field_errors"][0]
 
 
@@ -248,7 +253,7 @@ def test_a_rolled_back_version_needs_an_admin_override(admin_api, frozen) -> Non
     make_weeknight_window()
     make_release("1.1.0", rolled_back=True)
     response = schedule(admin_api, version="1.1.0", next_window=True)
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "was rolled back" in response.json()["version"][0]
     assert (
         schedule(admin_api, version="1.1.0", next_window=True, force=True).status_code

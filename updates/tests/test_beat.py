@@ -14,20 +14,22 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from conftest import database_url_for_subprocess
-from updates import scheduling
+from clms_updates.actions import Actor
+from updates import actions
 from updates.models import UpdateRun
 from updates.tests.factories import make_release
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
 ROOT = Path(__file__).resolve().parents[2]
+SYSTEM = Actor.system()
 
 
 @pytest.fixture
 def beat_process(celery_worker_process, tmp_path):  # type: ignore[no-untyped-def]
     """celery beat with the database scheduler, checking every second."""
     # Only the runs under test: the periodic check would call the network.
-    PeriodicTask.objects.filter(name=scheduling.PERIODIC_CHECK_NAME).update(
+    PeriodicTask.objects.filter(task="updates.periodic_check").update(
         enabled=False
     )
     log = tmp_path / "beat.log"
@@ -51,11 +53,19 @@ def beat_process(celery_worker_process, tmp_path):  # type: ignore[no-untyped-de
 
 def test_beat_starts_a_scheduled_run_and_never_a_cancelled_one(beat_process) -> None:
     release = make_release("1.1.0")
-    cancelled = scheduling.schedule_update(
-        release, at=timezone.now() + timedelta(seconds=2)
+    cancelled = actions.schedule_update(
+        release.version,
+        actor=SYSTEM,
+        at=timezone.now() + timedelta(seconds=2),
+        force=True,
     )
-    scheduling.cancel_run(cancelled)
-    run = scheduling.schedule_update(release, at=timezone.now() + timedelta(seconds=3))
+    actions.cancel_run(cancelled.pk, actor=SYSTEM)
+    run = actions.schedule_update(
+        release.version,
+        actor=SYSTEM,
+        at=timezone.now() + timedelta(seconds=3),
+        force=True,
+    )
 
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

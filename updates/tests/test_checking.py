@@ -18,7 +18,7 @@ import pytest
 from django.core import mail
 
 from clms_updates import manifest as m
-from updates import checking, trust
+from updates import checking, releases, trust
 from updates.models import AgentState, AvailableRelease, UpdateCheck
 from updates.tests.factories import make_index, make_manifest
 
@@ -418,7 +418,7 @@ def test_a_rolled_back_release_stays_marked_after_the_next_check(vendor) -> None
     AvailableRelease.objects.update(rolled_back=True)
     assert checking.run_check().found_version == "1.1.0"
     assert AvailableRelease.objects.get().rolled_back
-    assert checking.latest_release() is None
+    assert releases.latest_release() is None
 
 
 def test_a_failed_email_is_retried_at_the_next_check(vendor, settings) -> None:
@@ -479,7 +479,7 @@ def test_a_stored_release_is_verified_again_before_use(vendor) -> None:
 def test_a_release_the_vendor_withdraws_is_no_longer_offered(vendor) -> None:
     vendor.publish([make_manifest("1.1.0")], sequence=1)
     assert checking.run_check().found_version == "1.1.0"
-    assert checking.latest_release().version == "1.1.0"
+    assert releases.latest_release().version == "1.1.0"
 
     vendor.publish([make_manifest("1.0.0")], sequence=2)  # 1.1.0 left out
     check = checking.run_check()
@@ -487,7 +487,7 @@ def test_a_release_the_vendor_withdraws_is_no_longer_offered(vendor) -> None:
     assert check.outcome == OK, check.reason
     release = AvailableRelease.objects.get(version="1.1.0")  # kept for history
     assert release.withdrawn_at is not None
-    assert checking.latest_release() is None
+    assert releases.latest_release() is None
 
 
 def test_a_scheduled_run_of_a_withdrawn_release_is_cancelled_and_audited(
@@ -495,21 +495,24 @@ def test_a_scheduled_run_of_a_withdrawn_release_is_cancelled_and_audited(
 ) -> None:
     from django_celery_beat.models import PeriodicTask
 
+    from clms_updates.actions import Actor
     from clms_updates.models import AuditEntry
-    from updates import scheduling
+    from updates import actions
     from updates.models import UpdateRun
 
     vendor.publish([make_manifest("1.1.0")], sequence=1)
     checking.run_check()
-    run = scheduling.schedule_update(
-        AvailableRelease.objects.get(),
+    run = actions.schedule_update(
+        "1.1.0",
+        actor=Actor.system(),
         at=datetime.now(UTC) + timedelta(days=1),
-        forced=True,
+        force=True,
     )
     assert PeriodicTask.objects.filter(name=f"updates: run {run.pk}").exists()
 
     vendor.publish([], sequence=2)
-    checking.run_check()
+    # The check's action cancels what the vendor withdrew.
+    actions.check_for_updates(actor=Actor.system())
 
     run.refresh_from_db()
     assert run.state == UpdateRun.State.CANCELLED
@@ -527,14 +530,14 @@ def test_a_withdrawn_release_listed_again_is_offered_again(vendor) -> None:
     vendor.publish([v110], sequence=2)
     checking.run_check()  # stores 1.1.0, withdraws 1.2.0
     assert AvailableRelease.objects.get(version="1.2.0").withdrawn_at is not None
-    assert checking.latest_release().version == "1.1.0"
+    assert releases.latest_release().version == "1.1.0"
 
     # Listed again, unchanged, while the check chooses 1.3.0: 1.2.0 is
     # reinstated from its stored, verified manifest.
     vendor.publish([v110, v120, make_manifest("1.3.0")], sequence=3)
     checking.run_check()
     assert AvailableRelease.objects.get(version="1.2.0").withdrawn_at is None
-    assert checking.latest_release().version == "1.3.0"
+    assert releases.latest_release().version == "1.3.0"
 
 
 def test_a_withdrawn_version_rebuilt_differently_stays_withdrawn_until_verified(
@@ -562,7 +565,7 @@ def test_a_refused_or_replayed_index_withdraws_nothing(vendor) -> None:
     assert checking.run_check().outcome == REFUSED
 
     assert AvailableRelease.objects.get().withdrawn_at is None
-    assert checking.latest_release().version == "1.1.0"
+    assert releases.latest_release().version == "1.1.0"
 
 
 def test_an_offline_bundle_release_is_not_withdrawn_by_the_online_index(
@@ -574,7 +577,7 @@ def test_an_offline_bundle_release_is_not_withdrawn_by_the_online_index(
     vendor.publish([make_manifest("1.1.0")], sequence=2)
     assert checking.run_check().outcome == OK
     assert AvailableRelease.objects.get(version="1.2.0").withdrawn_at is None
-    assert checking.latest_release().version == "1.2.0"
+    assert releases.latest_release().version == "1.2.0"
 
 
 # ---------------------------------------------------------------------------

@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from clms_updates.actions import Actor
 from clms_updates.celery import app
 from clms_updates.models import AuditEntry
-from updates import enforcement
+from updates import actions
 from updates.models import AgentState, MaintenanceWindow, UpdateRun
 from updates.tests.factories import make_release
 
@@ -28,10 +29,12 @@ def wait_for(condition, what: str, timeout: float = 30):  # type: ignore[no-unty
 
 
 def test_the_beat_entries_and_task_modules_are_configured():
+    from django_celery_beat.models import PeriodicTask
+
     app.loader.import_default_modules()
     assert "updates.enforcement_tick" in app.tasks
     assert "updates.offline_scan" in app.tasks
-    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    tasks = set(PeriodicTask.objects.values_list("task", flat=True))
     assert {"updates.enforcement_tick", "updates.offline_scan"} <= tasks
 
 
@@ -43,8 +46,8 @@ def test_a_starting_worker_audits_overrides_that_expired_while_it_was_down(
     make_release(
         "1.0.2", critical=True, force_after=timezone.now() - timedelta(hours=5)
     )
-    enforcement.grant_override(
-        user=school_admin,
+    actions.grant_override(
+        actor=Actor(user=school_admin, via="page"),
         reason="Power cut, update tomorrow",
         hours=1,
         now=timezone.now() - timedelta(hours=2),

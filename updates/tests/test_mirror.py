@@ -9,7 +9,8 @@ import pytest
 import requests
 from django.core.cache import cache
 
-from updates import checking, mirroring
+from updates import checking
+from updates.mirror import serving as mirroring
 from updates.models import AgentState, UpdateCheck
 from updates.sources import MirrorSource, SourceRefused
 from updates.tests.factories import make_manifest

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError
 
-from updates.models import AgentState, InvalidTransition, UpdateRun
+from clms_updates.statemachine import InvalidTransition
+from updates.models import AgentState, UpdateRun
 from updates.tests.factories import make_release, make_run
 
 pytestmark = pytest.mark.django_db

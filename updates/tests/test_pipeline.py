@@ -21,9 +21,10 @@ from django.utils import timezone
 
 from backups.models import Backup
 from clms_updates import manifest as m
+from clms_updates.actions import Actor
 from clms_updates.models import AuditEntry
 from devtools.demo_stack import health
-from updates import pipeline, runtime, scheduling, tasks
+from updates import actions, pipeline, runtime, tasks
 from updates.models import AgentState, UpdateRun
 from updates.pipeline import maintenance
 from updates.pipeline.lease import take_over
@@ -50,13 +51,7 @@ ALL_STEPS = [
 
 
 def run_now(release) -> UpdateRun:  # type: ignore[no-untyped-def]
-    run = scheduling.create_run(
-        to_version=release.version,
-        release=release,
-        at=timezone.now(),
-        forced=True,
-        trigger=False,
-    )
+    run = actions.update_now(release.version, actor=Actor.command(), background=False)
     pipeline.execute_run(run.pk)
     run.refresh_from_db()
     return run
@@ -297,13 +292,7 @@ def test_a_run_whose_worker_still_beats_is_not_taken_over(
     agent_stack: AgentStack,
 ) -> None:
     release = agent_stack.release_for("1.0.1")
-    run = scheduling.create_run(
-        to_version=release.version,
-        release=release,
-        at=timezone.now(),
-        forced=True,
-        trigger=False,
-    )
+    run = actions.update_now(release.version, actor=Actor.command(), background=False)
     UpdateRun.claim(run.pk)
     UpdateRun.objects.filter(pk=run.pk).update(
         worker="alive", heartbeat_at=timezone.now()
@@ -351,13 +340,7 @@ def test_a_rollback_that_cannot_restore_the_data_fails_and_alerts_the_admins(
     agent_stack: AgentStack, settings
 ) -> None:  # type: ignore[no-untyped-def]
     release = agent_stack.release_for("1.1.0-badmigration")
-    run = scheduling.create_run(
-        to_version=release.version,
-        release=release,
-        at=timezone.now(),
-        forced=True,
-        trigger=False,
-    )
+    run = actions.update_now(release.version, actor=Actor.command(), background=False)
 
     def rot_the_backup() -> None:
         """The backup file goes bad after it was verified (a disk error)."""

@@ -7,9 +7,12 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from django_celery_beat.models import PeriodicTask
 
-from updates import scheduling, tasks
+from clms_updates.actions import ActionRefused, Actor
+from updates import actions, scheduling, tasks
 from updates.models import BlackoutPeriod, MaintenanceWindow, UpdateRun
 from updates.tests.factories import make_release, make_weeknight_window
+
+SYSTEM = Actor.system()
 
 pytestmark = pytest.mark.django_db
 
@@ -152,7 +155,7 @@ def test_disabled_windows_do_not_count_and_no_window_is_a_clear_error() -> None:
 def test_a_scheduled_run_gets_a_one_off_beat_trigger_at_its_time() -> None:
     release = make_release("1.1.0")
     at = utc(2030, 1, 7, 22, 0)
-    run = scheduling.schedule_update(release, at=at)
+    run = actions.schedule_update(release.version, actor=SYSTEM, force=True, at=at)
     task = PeriodicTask.objects.get(name=f"updates: run {run.pk}")
     assert task.task == "updates.execute_run"
     assert task.one_off and task.enabled
@@ -163,23 +166,33 @@ def test_a_scheduled_run_gets_a_one_off_beat_trigger_at_its_time() -> None:
 
 def test_scheduling_into_the_next_window_uses_the_window_start() -> None:
     make_weeknight_window()
-    run = scheduling.schedule_update(
-        make_release(), next_window=True, now=utc(2026, 11, 27, 12, 0)
+    run = actions.schedule_update(
+        make_release().version,
+        actor=SYSTEM,
+        force=True,
+        next_window=True,
+        now=utc(2026, 11, 27, 12, 0),
     )
     assert run.scheduled_for == utc(2026, 11, 27, 22, 0)
 
 
 def test_a_second_pending_run_is_refused() -> None:
     release = make_release()
-    scheduling.schedule_update(release, at=utc(2030, 1, 7, 22, 0))
-    with pytest.raises(scheduling.SchedulingError, match="already pending"):
-        scheduling.schedule_update(release, at=utc(2030, 1, 8, 22, 0))
+    actions.schedule_update(
+        release.version, actor=SYSTEM, force=True, at=utc(2030, 1, 7, 22, 0)
+    )
+    with pytest.raises(ActionRefused, match="already scheduled"):
+        actions.schedule_update(
+            release.version, actor=SYSTEM, force=True, at=utc(2030, 1, 8, 22, 0)
+        )
     assert UpdateRun.objects.count() == 1
 
 
 def test_a_cancelled_run_never_runs_even_if_its_task_fires() -> None:
-    run = scheduling.schedule_update(make_release(), at=utc(2030, 1, 7, 22, 0))
-    scheduling.cancel_run(run)
+    run = actions.schedule_update(
+        make_release().version, actor=SYSTEM, force=True, at=utc(2030, 1, 7, 22, 0)
+    )
+    actions.cancel_run(run.pk, actor=SYSTEM)
     assert not PeriodicTask.objects.filter(name=f"updates: run {run.pk}").exists()
 
     tasks.execute_run(run.pk)
@@ -190,14 +203,18 @@ def test_a_cancelled_run_never_runs_even_if_its_task_fires() -> None:
 
 
 def test_a_run_that_is_no_longer_scheduled_cannot_be_cancelled() -> None:
-    run = scheduling.schedule_update(make_release(), at=utc(2030, 1, 7, 22, 0))
+    run = actions.schedule_update(
+        make_release().version, actor=SYSTEM, force=True, at=utc(2030, 1, 7, 22, 0)
+    )
     tasks.execute_run(run.pk)
-    with pytest.raises(scheduling.SchedulingError, match="only a scheduled run"):
-        scheduling.cancel_run(run)
+    with pytest.raises(ActionRefused, match="only a scheduled"):
+        actions.cancel_run(run.pk, actor=SYSTEM)
 
 
 def test_a_fired_run_is_handed_to_the_pipeline() -> None:
-    run = scheduling.schedule_update(make_release(), at=utc(2030, 1, 7, 22, 0))
+    run = actions.schedule_update(
+        make_release().version, actor=SYSTEM, force=True, at=utc(2030, 1, 7, 22, 0)
+    )
     tasks.execute_run(run.pk)
     run.refresh_from_db()
     assert run.state == UpdateRun.State.FAILED
@@ -206,7 +223,9 @@ def test_a_fired_run_is_handed_to_the_pipeline() -> None:
     assert "nothing was changed" in run.error_message
     assert run.attempts == 1 and run.finished_at is not None
     # Terminal runs free the slot for the next one.
-    scheduling.schedule_update(run.release, at=utc(2030, 1, 8, 22, 0))
+    actions.schedule_update(
+        run.release.version, actor=SYSTEM, force=True, at=utc(2030, 1, 8, 22, 0)
+    )
 
 
 def test_a_transient_failure_is_retried_with_backoff_inside_the_window(
@@ -215,7 +234,9 @@ def test_a_transient_failure_is_retried_with_backoff_inside_the_window(
     settings.UPDATES_RETRY_BASE_SECONDS = 300
     make_weeknight_window()
     now = utc(2026, 11, 27, 22, 0)
-    run = scheduling.schedule_update(make_release(), at=now)
+    run = actions.schedule_update(
+        make_release().version, actor=SYSTEM, force=True, at=now, now=now
+    )
     run = UpdateRun.claim(run.pk, now=now)
 
     assert scheduling.retry_or_fail(
@@ -240,7 +261,9 @@ def test_no_retry_past_the_end_of_the_window(settings) -> None:
     settings.UPDATES_RETRY_BASE_SECONDS = 3600
     make_weeknight_window()
     now = utc(2026, 11, 28, 4, 30)  # half an hour before the window closes
-    run = scheduling.schedule_update(make_release(), at=now)
+    run = actions.schedule_update(
+        make_release().version, actor=SYSTEM, force=True, at=now, now=now
+    )
     run = UpdateRun.claim(run.pk, now=now)
     assert not scheduling.retry_or_fail(
         run, "source_unreachable", "vendor down", now=now
@@ -262,18 +285,18 @@ def test_a_rollback_goes_to_the_version_before_the_installed_one() -> None:
         state=UpdateRun.State.SUCCEEDED,
     )
     AgentState.objects.update_or_create(pk=1, defaults={"installed_version": "1.1.0"})
-    run = scheduling.schedule_rollback()
+    run = actions.roll_back(actor=SYSTEM, reason="the loans page broke")
     assert run.kind == UpdateRun.Kind.ROLLBACK
     assert (run.from_version, run.to_version) == ("1.1.0", "1.0.0")
 
 
 def test_a_rollback_without_history_is_refused() -> None:
-    with pytest.raises(scheduling.SchedulingError, match="no earlier version"):
-        scheduling.schedule_rollback()
+    with pytest.raises(ActionRefused, match="no earlier version"):
+        actions.roll_back(actor=SYSTEM, reason="the loans page broke")
 
 
 def test_the_periodic_check_is_installed_every_six_hours() -> None:
-    task = PeriodicTask.objects.get(name=scheduling.PERIODIC_CHECK_NAME)
+    task = PeriodicTask.objects.get(name="updates: periodic check for updates")
     assert task.task == "updates.periodic_check"
     assert (task.interval.every, task.interval.period) == (6, "hours")
 

@@ -284,7 +284,7 @@ def test_cancel_stops_a_scheduled_run_and_is_audited(admin) -> None:
 
 def test_cancelling_a_finished_run_says_why_nothing_happened(admin) -> None:
     run = make_run()
-    scheduling.cancel_run(run)
+    run.cancel()
     response = admin.post(reverse("updates:cancel", args=[run.pk]), follow=True)
     assert "Nothing was cancelled" in response.content.decode()
     assert not AuditEntry.objects.filter(action="updates.cancel").exists()

@@ -6,9 +6,6 @@ also records the check-in; the work happens in the logic modules.
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,7 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from vendor_server import indexing, keys, reporting
+from clms_updates import contract
+from vendor_server import actions, indexing, keys
 from vendor_server.api import schema
 from vendor_server.api.auth import (
     IsSchool,
@@ -35,9 +33,6 @@ from vendor_server.api.serializers import UpdateReportSerializer
 from vendor_server.models import Release
 from vendor_server.rollouts import ListedRelease, is_visible
 from vendor_server.schools import KeyOwner
-
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-CHUNK = 256 * 1024
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):
@@ -71,25 +66,6 @@ class SchoolAPIView(APIView):
         return request.auth
 
 
-def _not_modified(request: Request, etag: str) -> HttpResponse | None:
-    if etag in request.META.get("HTTP_IF_NONE_MATCH", ""):
-        response = HttpResponse(status=304)
-        response["ETag"] = etag
-        return response
-    return None
-
-
-def _signed_response(
-    request: Request, etag: str, body: bytes, content_type: str
-) -> HttpResponse:
-    response = _not_modified(request, etag) or HttpResponse(
-        body, content_type=content_type
-    )
-    response["ETag"] = etag
-    response["Cache-Control"] = "private, no-cache"
-    return response
-
-
 class IndexView(SchoolAPIView):
     """GET index / index.json / index.json.asc: this school's signed index."""
 
@@ -99,18 +75,14 @@ class IndexView(SchoolAPIView):
     def get(self, request: Request) -> HttpResponse:
         owner = self.owner(request)
         document = indexing.signed_index_for(owner.school_id, owner.channel)
-        if self.form == "raw":
-            return _signed_response(
-                request, document.etag, document.text.encode(), "application/json"
-            )
-        if self.form == "signature":
-            return _signed_response(
-                request, document.etag + "s", document.signature.encode(), "text/plain"
-            )
-        body = json.dumps(
-            {"index": document.text, "signature": document.signature}
-        ).encode()
-        return _signed_response(request, document.etag, body, "application/json")
+        return contract.signed_document(
+            request,
+            field="index",
+            text=document.text,
+            signature=document.signature,
+            etag=document.etag,
+            form=self.form,
+        )
 
 
 def visible_release(owner: KeyOwner, version: str) -> Release:
@@ -141,31 +113,14 @@ class ManifestView(SchoolAPIView):
     @schema.manifest_schema
     def get(self, request: Request, version: str) -> HttpResponse:
         release = visible_release(self.owner(request), version)
-        etag = f'"m{release.manifest_sha256[:24]}"'
-        if self.form == "raw":
-            return _signed_response(
-                request, etag, release.manifest_bytes, "application/json"
-            )
-        if self.form == "signature":
-            return _signed_response(
-                request, etag + "s", release.manifest_signature.encode(), "text/plain"
-            )
-        body = json.dumps(
-            {"manifest": release.manifest_json, "signature": release.manifest_signature}
-        ).encode()
-        return _signed_response(request, etag, body, "application/json")
-
-
-def _read_range(path: Path, start: int, length: int) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        f.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = f.read(min(CHUNK, remaining))
-            if not chunk:
-                return
-            remaining -= len(chunk)
-            yield chunk
+        return contract.signed_document(
+            request,
+            field="manifest",
+            text=release.manifest_json,
+            signature=release.manifest_signature,
+            etag=f'"m{release.manifest_sha256[:24]}"',
+            form=self.form,
+        )
 
 
 class BundleView(SchoolAPIView):
@@ -185,35 +140,13 @@ class BundleView(SchoolAPIView):
                     "code": "bundle_not_found",
                 }
             )
-        size = path.stat().st_size
-        start, end = 0, size - 1
-        status_code = 200
-        match = RANGE.match(request.META.get("HTTP_RANGE", "").strip())
-        if match and (match.group(1) or match.group(2)):
-            first, last = match.groups()
-            if first:
-                start = int(first)
-                end = min(int(last), size - 1) if last else size - 1
-            else:
-                start = max(0, size - int(last))
-            if start >= size or start > end:
-                refused = HttpResponse(status=416)
-                refused["Content-Range"] = f"bytes */{size}"
-                return refused
-            status_code = 206
-        length = end - start + 1
-        response = StreamingHttpResponse(
-            _read_range(path, start, length),
-            status=status_code,
-            content_type="application/zip",
+        return contract.file_download(
+            request,
+            path,
+            etag=f'"b{release.bundle_sha256[:24]}"',
+            filename=path.name,
+            sha256=release.bundle_sha256,
         )
-        response["Content-Length"] = str(length)
-        response["Accept-Ranges"] = "bytes"
-        response["Content-Disposition"] = f'attachment; filename="{path.name}"'
-        response["ETag"] = f'"b{release.bundle_sha256[:24]}"'
-        if status_code == 206:
-            response["Content-Range"] = f"bytes {start}-{end}/{size}"
-        return response
 
 
 class KeysView(SchoolAPIView):
@@ -232,5 +165,5 @@ class ReportsView(SchoolAPIView):
         serializer = UpdateReportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data: dict[str, Any] = dict(serializer.validated_data)
-        report = reporting.record_report(self.owner(request).school_id, data)
+        report = actions.record_report(self.owner(request).school_id, data)
         return Response({"id": report.id}, status=status.HTTP_201_CREATED)

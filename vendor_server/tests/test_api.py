@@ -81,9 +81,10 @@ def test_the_index_answers_304_to_a_matching_etag_until_it_changes(offline) -> N
     again = client.get(BASE + "index", HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304
     assert again.content == b""
-    from vendor_server import releases
+    from clms_updates.actions import Actor
+    from vendor_server import actions
 
-    releases.set_enabled(release, False)
+    actions.set_enabled(release.pk, False, actor=Actor.system())
     changed = client.get(BASE + "index", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200
     assert parse_index(changed.json()["index"].encode()).releases == ()

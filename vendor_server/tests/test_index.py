@@ -8,13 +8,16 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from clms_updates.actions import Actor
 from clms_updates.manifest import parse_index, verify_detached
-from vendor_server import indexing, keys, releases
+from vendor_server import actions, indexing, keys
 from vendor_server.tasks import refresh_index
 from vendor_server.tests.conftest import FAKE_IMAGE
 from vendor_server.tests.factories import make_release, make_school
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
+
+STAFF = Actor.system()
 
 
 def test_the_sequence_grows_by_one_on_every_change(offline) -> None:
@@ -25,21 +28,21 @@ def test_the_sequence_grows_by_one_on_every_change(offline) -> None:
 
     release = make_release("1.0.0", FAKE_IMAGE)
     step()
-    releases.set_enabled(release, False)
+    actions.set_enabled(release.pk, False, actor=STAFF)
     step()
-    releases.set_enabled(release, True)
+    actions.set_enabled(release.pk, True, actor=STAFF)
     step()
-    releases.set_rollout_percent(release, 30)
+    actions.set_rollout_percent(release.pk, 30, actor=STAFF)
     step()
-    releases.pause_release(release, reason="testing")
+    actions.pause_release(release.pk, actor=STAFF, reason="testing")
     step()
-    releases.resume_release(release)
+    actions.resume_release(release.pk, actor=STAFF)
     step()
-    releases.mark_critical(release, timezone.now() + timedelta(days=3))
+    actions.mark_critical(release.pk, timezone.now() + timedelta(days=3), actor=STAFF)
     step()
-    releases.resign(release)
+    actions.resign_release(release.pk, actor=STAFF)
     step()
-    releases.delete_release(release)
+    actions.delete_release(release.pk, actor=STAFF)
     step()
     assert seen == list(range(seen[0], seen[0] + 10))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 
-from vendor_server import indexing, reporting
+from vendor_server import actions, indexing
 from vendor_server.models import Release
 from vendor_server.rollouts import ListedRelease, bucket, is_visible
 from vendor_server.tests.conftest import FAKE_IMAGE
@@ -34,7 +34,7 @@ def test_a_critical_release_skips_staging_and_beta_stays_with_beta_schools() -> 
 
 
 def report(school_id: int, outcome: str) -> None:
-    reporting.record_report(
+    actions.record_report(
         school_id,
         {
             "run_id": 1,

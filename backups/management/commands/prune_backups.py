@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from backups import retention
-from backups.errors import BackupError
+from backups import actions
+from clms_updates.actions import ActionRefused, Actor
 
 
 class Command(BaseCommand):
@@ -16,8 +16,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            gone = retention.prune_backups(dry_run=options["dry_run"])
-        except BackupError as e:
+            gone = actions.prune_backups(
+                actor=Actor.command(), dry_run=options["dry_run"]
+            )
+        except ActionRefused as e:
             raise CommandError(str(e)) from e
         verb = "Would delete" if options["dry_run"] else "Deleted"
         for backup in gone:

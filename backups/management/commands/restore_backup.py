@@ -4,8 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from backups import restoring
+from backups import actions
 from backups.errors import BackupError
+from clms_updates.actions import ActionRefused, Actor
 
 
 class Command(BaseCommand):
@@ -17,9 +18,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            backup = restoring.restore_backup(
-                options["backup_id"], reason=options["reason"]
+            backup = actions.restore_backup(
+                options["backup_id"],
+                actor=Actor.command(),
+                reason=options["reason"],
+                background=False,
             )
-        except BackupError as e:
+        except (ActionRefused, BackupError) as e:
             raise CommandError(str(e)) from e
         self.stdout.write(f"Restored {backup.name} into the CLMS database.")

@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from backups import verifying
+from backups import actions
 from backups.errors import BackupError
-from backups.models import Backup
+from clms_updates.actions import ActionRefused, Actor
 
 
 class Command(BaseCommand):
@@ -16,10 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("backup_id", type=int)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not Backup.objects.filter(pk=options["backup_id"]).exists():
-            raise CommandError(f"There is no backup with id {options['backup_id']}.")
         try:
-            backup = verifying.verify_backup(options["backup_id"])
-        except BackupError as e:
+            backup = actions.verify_backup(
+                options["backup_id"], actor=Actor.command(), background=False
+            )
+        except (ActionRefused, BackupError) as e:
             raise CommandError(str(e)) from e
         self.stdout.write(f"Verified {backup.name}.")

@@ -5,41 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
-from updates import pipeline, scheduling
-from updates.models import AgentState, AvailableRelease, UpdateRun
+from clms_updates.actions import ActionRefused, Actor
+from updates import actions, pipeline
+from updates.models import UpdateRun
 
 
 class Command(BaseCommand):
     help = (
-        "Apply a verified available release now (no maintenance window check), "
-        "printing progress; exits non-zero unless the run succeeded."
+        "Apply a verified available release now (outside the maintenance windows "
+        "that is an audited override), printing progress; exits non-zero unless "
+        "the run succeeded. The same rules as the page and the API apply."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("version", help="a version `check_updates` verified")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="retry a version that was rolled back (an audited override)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        version = options["version"]
-        release = AvailableRelease.objects.filter(version=version).first()
-        if release is None:
-            raise CommandError(
-                f"{version} is not a verified available release; run "
-                "`manage.py check_updates` first and use a version it found."
-            )
-        if release.version == AgentState.load().installed_version:
-            raise CommandError(f"CLMS {version} is already installed.")
         try:
-            run = scheduling.create_run(
-                to_version=release.version,
-                release=release,
-                at=timezone.now(),
-                forced=True,
-                trigger=False,
+            run = actions.update_now(
+                options["version"],
+                actor=Actor.command(),
+                force=options["force"],
+                background=False,
             )
-        except scheduling.SchedulingError as e:
-            raise CommandError(str(e)) from None
+        except ActionRefused as e:
+            raise CommandError(f"Nothing was changed: {e}") from None
         self.stdout.write(f"Run {run.pk}: {run.from_version} -> {run.to_version}")
         pipeline.execute_run(run.pk)
         run.refresh_from_db()

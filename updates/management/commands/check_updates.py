@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from updates import checking
+from clms_updates.actions import Actor
+from updates import actions
 from updates.models import UpdateCheck
 
 # Exit codes: 0 ok, 1 refused, 2 offline, 3 error (e.g. nothing configured).
@@ -24,7 +25,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        check = checking.run_check(trigger=UpdateCheck.Trigger.MANUAL)
+        check = actions.check_for_updates(actor=Actor.command())
         if check.outcome == UpdateCheck.Outcome.OK:
             where = f" from {check.source}" if check.source else ""
             self.stdout.write(

@@ -7,14 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from clms_updates import audit
-from vendor_server import keys
-from vendor_server.publishing import (
-    PublishError,
-    ReleaseDraft,
-    load_manifest_file,
-    publish,
-)
+from clms_updates.actions import Actor
+from vendor_server import actions, keys
+from vendor_server.publishing import PublishError, ReleaseDraft, load_manifest_file
 
 
 class Command(BaseCommand):
@@ -38,7 +33,7 @@ class Command(BaseCommand):
             draft = ReleaseDraft.from_manifest_file(
                 load_manifest_file(options["manifest"]), bundle
             )
-            release = publish(draft, published_by="publish_release")
+            release = actions.publish_release(draft, actor=Actor.command())
         except PublishError as e:
             raise CommandError(
                 "The release was refused and nothing was published:\n  - "
@@ -46,7 +41,6 @@ class Command(BaseCommand):
             ) from e
         except keys.SigningKeyError as e:
             raise CommandError(f"{e}; nothing was published") from e
-        audit.record("vendor.release.publish", target=str(release), via="command")
         self.stdout.write(
             f"Published {release.version} ({release.channel}); manifest sha256 "
             f"{release.manifest_sha256}."

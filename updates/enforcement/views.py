@@ -1,4 +1,4 @@
-"""Pages of critical deadlines: the emergency override page (grant, list, revoke).
+"""Pages of critical deadlines: the emergency override page (grant, list, revoke, move).
 
 The blocking dialog itself is rendered by ``updates.middleware`` (template
 ``updates/enforcement/blocked.html``); the banner comes from the context
@@ -7,42 +7,23 @@ processor ``updates.context_processors.enforcement``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from functools import wraps
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
+from django.urls import path
 from django.views.decorators.http import require_http_methods, require_POST
 
-from clms_updates.permissions import is_school_admin, is_school_viewer
-from updates import enforcement, scheduling
+from clms_updates.actions import VIA_PAGE, ActionRefused, Actor
+from clms_updates.pages import show_refusal
+from clms_updates.permissions import admin_required, is_school_admin, viewer_required
+from updates import actions, scheduling
+from updates.enforcement.state import enforcement_state
 from updates.models import EmergencyOverride
-
-View = Callable[..., HttpResponse]
-
-
-def viewer_only(view: View) -> View:
-    """Logged in as a school viewer or admin; others get a 403 page."""
-
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not is_school_viewer(request.user):
-            return render(
-                request,
-                "updates/forbidden.html",
-                {"need": "school-viewer or school-admin"},
-                status=403,
-            )
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 class OverrideForm(forms.Form):
@@ -50,7 +31,6 @@ class OverrideForm(forms.Form):
 
     reason = forms.CharField(
         label="Reason (kept in the audit log)",
-        min_length=5,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
@@ -60,19 +40,8 @@ class OverrideForm(forms.Form):
         super().__init__(*args, **kwargs)
         limit = settings.UPDATES_OVERRIDE_MAX_HOURS
         hours = self.fields["hours"]
-        assert isinstance(hours, forms.FloatField)
-        hours.max_value = limit
         hours.initial = limit
         hours.help_text = f"At most {limit} hours."
-        self.limit = limit
-
-    def clean_hours(self) -> float:
-        value = float(self.cleaned_data["hours"])
-        if value > self.limit:
-            raise forms.ValidationError(
-                f"An emergency override lasts at most {self.limit} hours."
-            )
-        return value
 
 
 class MoveForm(forms.Form):
@@ -86,15 +55,14 @@ class MoveForm(forms.Form):
 
     def clean_at(self) -> datetime:
         value = self.cleaned_data["at"]
-        naive = value.replace(tzinfo=None)
         try:
-            return scheduling.local_to_utc(naive)
+            return scheduling.local_to_utc(value.replace(tzinfo=None))
         except scheduling.SchedulingError as e:
             raise forms.ValidationError(str(e)) from None
 
 
-@viewer_only
 @require_POST
+@admin_required
 def move(request: HttpRequest) -> HttpResponse:
     """Move the scheduled critical update (earlier), before its deadline."""
     form = MoveForm(request.POST)
@@ -102,11 +70,11 @@ def move(request: HttpRequest) -> HttpResponse:
         messages.error(request, " ".join(str(e) for e in form.errors.get("at", [])))
         return redirect("updates:enforcement")
     try:
-        run = enforcement.move_critical_update(
-            form.cleaned_data["at"], user=request.user, request=request
+        run = actions.move_critical_update(
+            form.cleaned_data["at"], actor=Actor.from_request(request, VIA_PAGE)
         )
-    except scheduling.SchedulingError as e:
-        messages.error(request, f"The update was not moved: {e}.")
+    except ActionRefused as e:
+        show_refusal(request, e, prefix="The update was not moved: ")
     else:
         messages.success(
             request, f"The critical update is now scheduled (run {run.pk})."
@@ -114,12 +82,14 @@ def move(request: HttpRequest) -> HttpResponse:
     return redirect("updates:enforcement")
 
 
-@viewer_only
 @require_http_methods(["GET", "POST"])
+@viewer_required
 def overrides(request: HttpRequest) -> HttpResponse:
     """The override page: the deadline state, overrides with expiry, the grant form."""
     form = OverrideForm(request.POST or None)
+    status = 200
     if request.method == "POST":
+        status = 400
         if not is_school_admin(request.user):
             messages.error(
                 request, "Only a school admin may grant an emergency override."
@@ -127,14 +97,14 @@ def overrides(request: HttpRequest) -> HttpResponse:
             return redirect("updates:enforcement")
         if form.is_valid():
             try:
-                override = enforcement.grant_override(
-                    user=request.user,
+                override = actions.grant_override(
+                    actor=Actor.from_request(request, VIA_PAGE),
                     reason=form.cleaned_data["reason"],
                     hours=form.cleaned_data["hours"],
-                    request=request,
                 )
-            except enforcement.OverrideRefused as e:
-                form.add_error(None, str(e))
+            except ActionRefused as e:
+                show_refusal(request, e, form=form)
+                status = 409 if e.conflict else 400
             else:
                 messages.warning(
                     request,
@@ -147,25 +117,31 @@ def overrides(request: HttpRequest) -> HttpResponse:
         request,
         "updates/enforcement/overrides.html",
         {
-            "state": enforcement.enforcement_state(),
+            "state": enforcement_state(),
             "overrides": EmergencyOverride.objects.all()[:50],
             "form": form,
             "move_form": MoveForm(),
             "can_override": is_school_admin(request.user),
         },
-        status=400 if request.method == "POST" else 200,
+        status=status,
     )
 
 
-@viewer_only
 @require_POST
+@admin_required
 def revoke(request: HttpRequest, pk: int) -> HttpResponse:
     """End an override early."""
-    override = get_object_or_404(EmergencyOverride, pk=pk)
     try:
-        enforcement.revoke_override(override, user=request.user, request=request)
-    except enforcement.OverrideRefused as e:
-        messages.error(request, str(e))
+        actions.revoke_override(pk, actor=Actor.from_request(request, VIA_PAGE))
+    except ActionRefused as e:
+        show_refusal(request, e)
     else:
-        messages.success(request, f"Override {override.pk} was revoked.")
+        messages.success(request, f"Override {pk} was revoked.")
     return redirect("updates:enforcement")
+
+
+urlpatterns = [
+    path("", overrides, name="enforcement"),
+    path("move/", move, name="critical_move"),
+    path("overrides/<int:pk>/revoke/", revoke, name="override_revoke"),
+]

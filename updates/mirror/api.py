@@ -1,36 +1,34 @@
-"""The LAN mirror's HTTP API: the vendor school API's shapes, token-authenticated.
+"""The LAN mirror's HTTP API: the school API contract, token-authenticated.
 
 Mounted at ``/api/updates/mirror/vendor/api/v1/`` so another agent's vendor
 client works against it unchanged (``UPDATES_MIRROR_URL`` = this agent's base
-URL). Tokens are ``UPDATES_MIRROR_TOKENS``; with none set the mirror is off
-and every route answers 404.
+URL). The answers are the contract's own (``clms_updates.contract``, the code
+the vendor server answers with, ``Range`` included). Tokens are
+``UPDATES_MIRROR_TOKENS``; with none set the mirror is off and every route
+answers 404.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 
 from django.conf import settings
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.urls import path
 from django.views.decorators.http import require_GET
 
-from updates import mirroring
+from clms_updates import contract
+from clms_updates.manifest import sha256_hex
+from updates.mirror import serving
 from updates.sources import SignedDocument
-
-
-def _error(status: int, detail: str, code: str) -> JsonResponse:
-    return JsonResponse({"detail": detail, "code": code}, status=status)
 
 
 def _authenticate(request: HttpRequest) -> JsonResponse | None:
     """None when the request carries a mirror token; else the error answer."""
     tokens = settings.UPDATES_MIRROR_TOKENS
     if not tokens:
-        return _error(
+        return contract.error(
             404,
             "This agent does not serve as a mirror (UPDATES_MIRROR_TOKENS is empty).",
             "mirror_off",
@@ -42,7 +40,7 @@ def _authenticate(request: HttpRequest) -> JsonResponse | None:
     if not given or not any(
         hmac.compare_digest(given.encode(), t.encode()) for t in tokens
     ):
-        return _error(
+        return contract.error(
             401,
             "Unknown mirror token; ask the mirror's admin for one "
             "(UPDATES_MIRROR_TOKEN on your agent).",
@@ -54,16 +52,14 @@ def _authenticate(request: HttpRequest) -> JsonResponse | None:
 def _signed_answer(
     request: HttpRequest, document: SignedDocument, field: str
 ) -> HttpResponse:
-    body = json.dumps(
-        {field: document.data.decode("utf-8"), "signature": document.signature}
-    ).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    if request.headers.get("If-None-Match") == etag:
-        response = HttpResponse(status=304)
-    else:
-        response = HttpResponse(body, content_type="application/json")
-    response["ETag"] = etag
-    return response
+    etag = '"' + sha256_hex(document.data + document.signature.encode())[:32] + '"'
+    return contract.signed_document(
+        request,
+        field=field,
+        text=document.data.decode("utf-8"),
+        signature=document.signature,
+        etag=etag,
+    )
 
 
 @require_GET
@@ -72,9 +68,9 @@ def index(request: HttpRequest) -> HttpResponse:
     if denied := _authenticate(request):
         return denied
     try:
-        document = mirroring.mirrored_index()
-    except mirroring.MirrorUnavailable as e:
-        return _error(503, str(e), "unavailable")
+        document = serving.mirrored_index()
+    except serving.MirrorUnavailable as e:
+        return contract.error(503, str(e), "unavailable")
     return _signed_answer(request, document, "index")
 
 
@@ -84,9 +80,9 @@ def manifest(request: HttpRequest, version: str) -> HttpResponse:
     if denied := _authenticate(request):
         return denied
     try:
-        document = mirroring.mirrored_manifest(version)
-    except mirroring.MirrorUnavailable as e:
-        return _error(404, str(e), "not_found")
+        document = serving.mirrored_manifest(version)
+    except serving.MirrorUnavailable as e:
+        return contract.error(404, str(e), "not_found")
     return _signed_answer(request, document, "manifest")
 
 
@@ -96,17 +92,16 @@ def bundle(request: HttpRequest, version: str) -> HttpResponseBase:
     if denied := _authenticate(request):
         return denied
     try:
-        cached = mirroring.mirrored_bundle(version)
-    except mirroring.MirrorUnavailable as e:
-        return _error(404, str(e), "not_found")
-    response = FileResponse(
-        cached.path.open("rb"),
-        as_attachment=True,
+        cached = serving.mirrored_bundle(version)
+    except serving.MirrorUnavailable as e:
+        return contract.error(404, str(e), "not_found")
+    return contract.file_download(
+        request,
+        cached.path,
+        etag=f'"b{cached.sha256[:24]}"',
         filename=f"clms-{version}.zip",
-        content_type="application/zip",
+        sha256=cached.sha256,
     )
-    response["X-Checksum-Sha256"] = cached.sha256
-    return response
 
 
 @require_GET
@@ -115,9 +110,9 @@ def keys(request: HttpRequest) -> HttpResponse:
     if denied := _authenticate(request):
         return denied
     try:
-        armored = mirroring.mirrored_keys()
-    except mirroring.MirrorUnavailable as e:
-        return _error(404, str(e), "not_found")
+        armored = serving.mirrored_keys()
+    except serving.MirrorUnavailable as e:
+        return contract.error(404, str(e), "not_found")
     return HttpResponse(armored, content_type="text/plain")
 
 

@@ -1,6 +1,8 @@
-"""The offline bundle format (version 1), as ``build_bundle`` writes it.
+"""The offline bundle format (version 1): written by the vendor, read by the agent.
 
-A bundle is a ZIP file holding, at its top level::
+The vendor's ``build_bundle`` command writes bundles with ``contents_document``
+and ``write_bundle``; the agent's ``updates.offline`` reads them with
+``parse_contents``. A bundle is a ZIP file holding, at its top level::
 
     manifest.json        the release manifest's canonical bytes (signed format)
     manifest.json.asc    its detached signature by a pinned vendor key
@@ -9,8 +11,11 @@ A bundle is a ZIP file holding, at its top level::
     vendor-key.asc       optional: the vendor's public key, imported only so
                          a never-online agent can check signatures (it is
                          trusted only if its fingerprint is pinned)
-    images/<service>/manifest.json   the registry manifest of the image
-    images/<service>/image.tar       the image as ``docker save`` wrote it
+    images/<digest prefix>/manifest.json   the registry manifest of an image
+    images/<digest prefix>/image.tar       the image as ``docker save`` wrote it
+
+(``<digest prefix>`` is the first 16 hex digits of the image's digest, so two
+services of one image share one copy.)
 
 ``bundle.json`` binds everything: the manifest by sha256, every other entry
 by path, sha256 and size, and per service the two image files. The chain
@@ -24,8 +29,14 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from clms_updates.files import sha256_and_size
+from clms_updates.manifest.schema import canonical_json, sha256_hex
 
 BUNDLE_FORMAT = 1
 BUNDLE_KIND = "offline-bundle"
@@ -138,3 +149,70 @@ def parse_contents(data: bytes) -> BundleContents:
         files=tuple(files),
         images=tuple(images),
     )
+
+
+# ---------------------------------------------------------------------------
+# Writing (the vendor's build_bundle)
+# ---------------------------------------------------------------------------
+
+
+def image_folder(digest: str) -> str:
+    """Where an image's two files go in the bundle: ``images/<16 hex digits>``."""
+    return f"images/{digest.removeprefix('sha256:')[:16]}"
+
+
+def contents_document(
+    *,
+    product: str,
+    version: str,
+    manifest_bytes: bytes,
+    images: Sequence[ContentsImage],
+    files: Mapping[str, Path],
+) -> bytes:
+    """The canonical bytes of ``bundle.json`` for these files (each hashed here)."""
+    listed = []
+    for name, path in sorted(files.items()):
+        digest, size = sha256_and_size(path)
+        listed.append({"path": name, "sha256": digest, "size": size})
+    return canonical_json(
+        {
+            "format": BUNDLE_FORMAT,
+            "kind": BUNDLE_KIND,
+            "product": product,
+            "version": version,
+            "manifest_sha256": sha256_hex(manifest_bytes),
+            "images": [
+                {
+                    "service": image.service,
+                    "reference": image.reference,
+                    "registry_manifest": image.registry_manifest,
+                    "archive": image.archive,
+                }
+                for image in images
+            ],
+            "files": listed,
+        }
+    )
+
+
+def write_bundle(
+    output: Path,
+    *,
+    manifest_bytes: bytes,
+    manifest_signature: str,
+    contents: bytes,
+    contents_signature: str,
+    public_key: str,
+    files: Mapping[str, Path],
+) -> None:
+    """Write the ZIP to ``output`` (a partial file renamed into place when whole)."""
+    partial = output.with_name(output.name + ".part")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        out.writestr(MANIFEST_NAME, manifest_bytes)
+        out.writestr(MANIFEST_SIGNATURE_NAME, manifest_signature)
+        out.writestr(CONTENTS_NAME, contents)
+        out.writestr(CONTENTS_SIGNATURE_NAME, contents_signature)
+        out.writestr(KEY_NAME, public_key)
+        for name, path in sorted(files.items()):
+            out.write(path, name)
+    partial.replace(output)

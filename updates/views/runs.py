@@ -1,8 +1,4 @@
-"""School pages about runs: progress, history, rollback, the audit log, the banner.
-
-Thin views like ``updates.views``: forms validate, ``scheduling`` acts, and every
-change is audited here.
-"""
+"""School pages about runs: progress, history, cancel, rollback, the audit log."""
 
 from __future__ import annotations
 
@@ -15,16 +11,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from clms_updates import audit, progress
+from clms_updates import progress
+from clms_updates.actions import VIA_PAGE, ActionRefused, Actor
 from clms_updates.models import AuditEntry
-from updates import presenting, scheduling
+from clms_updates.pages import safe_next, show_refusal
+from clms_updates.permissions import admin_required, viewer_required
+from updates import actions, presenting, scheduling
 from updates.forms import AuditFilterForm, HistoryFilterForm, RollbackForm
-from updates.models import AgentState, AvailableRelease, BannerDismissal, UpdateRun
-from updates.views import admin_required, safe_next, start_soon, viewer_required
-
-# ---------------------------------------------------------------------------
-# Runs: progress, history, rollback
-# ---------------------------------------------------------------------------
+from updates.models import AgentState, UpdateRun
 
 
 @require_GET
@@ -66,6 +60,22 @@ def history(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_POST
+@admin_required
+def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Cancel a scheduled run; it will never run."""
+    try:
+        run = actions.cancel_run(run_id, actor=Actor.from_request(request, VIA_PAGE))
+    except ActionRefused as e:
+        show_refusal(request, e, prefix="Nothing was cancelled: ")
+    else:
+        messages.success(
+            request,
+            f"Run {run.pk} (CLMS {run.to_version}) is cancelled and will not run.",
+        )
+    return redirect(safe_next(request, reverse("updates:manager") + "#scheduled"))
+
+
 @require_http_methods(["GET", "POST"])
 @admin_required
 def rollback(request: HttpRequest) -> HttpResponse:
@@ -83,28 +93,19 @@ def rollback(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "updates/rollback.html", context, status=400)
     try:
-        run = scheduling.schedule_rollback(user=request.user)
-    except scheduling.SchedulingError as e:
-        form.add_error(None, f"{e}.")
-        return render(request, "updates/rollback.html", context, status=409)
-    audit.record(
-        "updates.rollback",
-        request=request,
-        target=f"run {run.pk}",
-        from_version=run.from_version,
-        to_version=run.to_version,
-        reason=form.cleaned_data["reason"],
-    )
-    start_soon(run)
+        run = actions.roll_back(
+            actor=Actor.from_request(request, VIA_PAGE),
+            reason=form.cleaned_data["reason"],
+        )
+    except ActionRefused as e:
+        show_refusal(request, e, form=form)
+        return render(
+            request, "updates/rollback.html", context, status=409 if e.conflict else 400
+        )
     messages.success(
         request, f"Rolling back from CLMS {run.from_version} to {run.to_version}."
     )
     return redirect("updates:run", run_id=run.pk)
-
-
-# ---------------------------------------------------------------------------
-# Audit log and the banner
-# ---------------------------------------------------------------------------
 
 
 @require_GET
@@ -126,29 +127,3 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "updates/audit.html",
         {"form": form, "page": page, "query": query.urlencode()},
     )
-
-
-@require_POST
-@viewer_required
-def dismiss_banner(request: HttpRequest) -> HttpResponse:
-    """Hide an optional release's banner for this user on every device; critical stay."""
-    version = request.POST.get("version", "")
-    release = AvailableRelease.objects.filter(version=version).first()
-    if release is None:
-        messages.error(request, "That release is no longer available; nothing to hide.")
-    elif release.critical:
-        messages.error(
-            request,
-            f"CLMS {release.version} is a critical update, so its notice cannot be "
-            "hidden; it stays until the update is installed. Open Updates to "
-            "schedule it.",
-        )
-    else:
-        BannerDismissal.record(request.user, release)
-        messages.info(
-            request,
-            f"The notice about CLMS {release.version} is hidden for you on every "
-            "device. The update manager still lists it, and a newer release shows "
-            "again.",
-        )
-    return redirect(safe_next(request, reverse("updates:manager")))

@@ -32,6 +32,7 @@ from clms_updates.manifest import (
     ManifestError,
     parse_index,
     parse_manifest,
+    sha256_hex,
 )
 from clms_updates.manifest.signing import gpg_for
 from updates.models import AvailableRelease, OfflineBundle
@@ -77,7 +78,7 @@ def _write_document(stem: str, document: SignedDocument) -> None:
     record = {
         "data": document.data.decode("utf-8"),
         "signature": document.signature,
-        "sha256": hashlib.sha256(document.data).hexdigest(),
+        "sha256": sha256_hex(document.data),
         "fetched_at": time.time(),
     }
     tmp = folder / f".{stem}.tmp"
@@ -92,7 +93,7 @@ def _read_document(stem: str) -> tuple[SignedDocument, float] | None:
         data = record["data"].encode("utf-8")
     except (OSError, ValueError, KeyError, AttributeError):
         return None
-    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+    if sha256_hex(data) != record.get("sha256"):
         logger.warning("Mirror cache entry %s fails its checksum; dropped", stem)
         path.unlink(missing_ok=True)
         return None
@@ -163,14 +164,6 @@ def mirrored_keys() -> str:
         if armored:
             return armored
     raise MirrorUnavailable("this mirror holds no pinned vendor key yet")
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def mirrored_bundle(version: str) -> CachedFile:

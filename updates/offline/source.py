@@ -5,7 +5,9 @@ answer ``fetch_index`` the way the vendor does. Instead, when a check reaches
 it, it scans the folder (verifying, loading and offering any new bundle as an
 ``AvailableRelease`` with source ``offline``) and then reports itself
 unavailable with a summary, so the check records what the folder held and
-moves on to the next source.
+moves on to the next source. The offline package registers it as the source
+named ``offline`` (``updates.offline``), so ``updates.sources`` never imports
+the offline feature.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import NoReturn
 from django.conf import settings
 
 from updates.models import OfflineBundle
+from updates.offline.scanning import scan_offline_folder
 from updates.sources.base import (
     SignedDocument,
     Source,
@@ -53,8 +56,6 @@ class OfflineSource(Source):
 
     def _scan_and_report(self) -> NoReturn:
         """Scan the folder, then report this source as unavailable with a summary."""
-        from updates.offline import scan_offline_folder
-
         touched = scan_offline_folder()
         ready = OfflineBundle.objects.filter(state=OfflineBundle.State.VERIFIED)
         parts = [f"{b.file_name}: {b.get_state_display().lower()}" for b in touched]

@@ -1,0 +1,67 @@
+"""Every change a person or a schedule makes to the school agent: one function each.
+
+Pages, API views, management commands, beat tasks and the bundle flow parse
+their input and call one of these; each checks every rule (``rules``),
+changes what it changes in one transaction with its audit entry, and queues
+its work on commit. A refusal is an ``ActionRefused`` naming the field, the
+rule and what to do; nothing has changed then.
+
+- runs: ``schedule_update``, ``update_now``, ``apply_bundle``, ``cancel_run``,
+  ``roll_back`` (and ``plan_schedule`` / ``plan_update_now`` to show a
+  confirmation before doing it);
+- critical deadlines: ``grant_override``, ``revoke_override``,
+  ``move_critical_update``, ``plan_critical_update`` and ``enforcement_tick``
+  (beat), ``expire_overrides``;
+- the agent: ``check_for_updates``, ``scan_offline``, ``download_bundle``,
+  ``replace_windows``, ``replace_blackouts``, ``dismiss_banner``.
+"""
+
+from updates.actions.agent import (
+    check_for_updates,
+    dismiss_banner,
+    download_bundle,
+    replace_blackouts,
+    replace_windows,
+    scan_offline,
+)
+from updates.actions.enforcement import (
+    enforcement_tick,
+    expire_overrides,
+    grant_override,
+    move_critical_update,
+    plan_critical_update,
+    revoke_override,
+)
+from updates.actions.runs import (
+    SchedulePlan,
+    apply_bundle,
+    cancel_run,
+    plan_schedule,
+    plan_update_now,
+    roll_back,
+    schedule_update,
+    update_now,
+)
+
+__all__ = [
+    "SchedulePlan",
+    "apply_bundle",
+    "cancel_run",
+    "check_for_updates",
+    "dismiss_banner",
+    "download_bundle",
+    "enforcement_tick",
+    "expire_overrides",
+    "grant_override",
+    "move_critical_update",
+    "plan_critical_update",
+    "plan_schedule",
+    "plan_update_now",
+    "replace_blackouts",
+    "replace_windows",
+    "revoke_override",
+    "roll_back",
+    "scan_offline",
+    "schedule_update",
+    "update_now",
+]

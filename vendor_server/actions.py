@@ -1,0 +1,306 @@
+"""Every change vendor staff (or the vendor server itself) make, with its rules and audit.
+
+Releases: publish, enable/withdraw, pause/resume the rollout, change its
+percentage, mark critical, re-sign, delete. Schools: create, rotate, revoke,
+reinstate their API keys. Reports from schools, and the auto-pause they may
+trigger. Each runs in one transaction with its index bump and audit entry;
+the admin, the commands and the API only parse input and call these.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from clms_updates import audit
+from clms_updates.actions import ActionRefused, Actor
+from clms_updates.notify import notify
+from vendor_server import indexing, publishing, reporting, rollouts, schools
+from vendor_server.models import Release, School, UpdateReport
+from vendor_server.releases import installed_anywhere, sign_release
+
+logger = logging.getLogger(__name__)
+
+
+def publish_release(draft: publishing.ReleaseDraft, *, actor: Actor) -> Release:
+    """Validate and publish ``draft``: signed manifest, bundle, index bump, audit.
+
+    Raises ``publishing.PublishError`` (an ``ActionRefused``) listing every
+    problem; nothing is written then.
+    """
+    with transaction.atomic():
+        release = publishing.publish(draft, published_by=actor.username or actor.via)
+        audit.record(
+            "vendor.release.publish",
+            actor=actor,
+            target=str(release),
+            version=release.version,
+            channel=release.channel,
+            critical=release.critical,
+            rollout_percent=release.rollout_percent,
+        )
+    return release
+
+
+def set_enabled(release_id: int, enabled: bool, *, actor: Actor) -> Release:
+    """Enable a release, or withdraw it from every index (which also ends a pause)."""
+    with transaction.atomic():
+        release = _locked(release_id)
+        if release.enabled == enabled:
+            raise ActionRefused(
+                f"{release.version} is already {'enabled' if enabled else 'disabled'}.",
+                code="unchanged",
+                conflict=True,
+            )
+        release.enabled = enabled
+        if not enabled:
+            release.paused_at = None
+        release.save(update_fields=["enabled", "paused_at"])
+        indexing.bump_sequence()
+        audit.record(
+            "vendor.release.enabled" if enabled else "vendor.release.disabled",
+            actor=actor,
+            target=str(release),
+        )
+    return release
+
+
+def pause_release(release_id: int, *, actor: Actor, reason: str) -> Release:
+    """Take the release out of every index until staff resume it."""
+    with transaction.atomic():
+        release = _locked(release_id)
+        if release.is_paused:
+            raise ActionRefused(
+                f"{release.version} is already paused.", code="paused", conflict=True
+            )
+        if not release.enabled:
+            raise ActionRefused(
+                f"{release.version} is disabled; there is no rollout to pause.",
+                code="disabled",
+                conflict=True,
+            )
+        release.paused_at = timezone.now()
+        release.pause_reason = reason
+        release.save(update_fields=["paused_at", "pause_reason"])
+        indexing.bump_sequence()
+        audit.record(
+            "vendor.release.paused", actor=actor, target=str(release), reason=reason
+        )
+    return release
+
+
+def resume_release(release_id: int, *, actor: Actor) -> Release:
+    """Put a paused release back into the indexes."""
+    with transaction.atomic():
+        release = _locked(release_id)
+        if not release.is_paused:
+            raise ActionRefused(
+                f"{release.version} is not paused.", code="not_paused", conflict=True
+            )
+        release.paused_at = None
+        release.pause_reason = ""
+        release.save(update_fields=["paused_at", "pause_reason"])
+        indexing.bump_sequence()
+        audit.record("vendor.release.resumed", actor=actor, target=str(release))
+    return release
+
+
+def set_rollout_percent(release_id: int, percent: int, *, actor: Actor) -> Release:
+    """Show the release to ``percent`` of the schools on its channel."""
+    if not 0 <= percent <= 100:
+        raise ActionRefused(
+            "The rollout percentage must be from 0 to 100.",
+            code="bad_percent",
+            field="rollout_percent",
+        )
+    with transaction.atomic():
+        release = _locked(release_id)
+        release.rollout_percent = percent
+        release.save(update_fields=["rollout_percent"])
+        indexing.bump_sequence()
+        audit.record(
+            "vendor.release.rollout", actor=actor, target=str(release), percent=percent
+        )
+    return release
+
+
+def mark_critical(release_id: int, force_after: datetime, *, actor: Actor) -> Release:
+    """Make the release critical with a deadline; re-signs its manifest."""
+    if force_after <= timezone.now():
+        raise ActionRefused(
+            f"The deadline {force_after:%Y-%m-%d %H:%M} UTC is in the past; give a "
+            "future time.",
+            code="in_the_past",
+            field="force_after",
+        )
+    with transaction.atomic():
+        release = _locked(release_id)
+        release.critical = True
+        release.force_after = force_after
+        sign_release(release)
+        release.save()
+        indexing.bump_sequence()
+        audit.record(
+            "vendor.release.marked_critical",
+            actor=actor,
+            target=str(release),
+            force_after=force_after.isoformat(),
+        )
+    return release
+
+
+def resign_release(release_id: int, *, actor: Actor) -> Release:
+    """Sign the release's manifest again (new expiry, or after a key rotation)."""
+    with transaction.atomic():
+        release = _locked(release_id)
+        sign_release(release)
+        release.save()
+        indexing.bump_sequence()
+        audit.record("vendor.release.resigned", actor=actor, target=str(release))
+    return release
+
+
+def delete_release(release_id: int, *, actor: Actor) -> str:
+    """Delete a release nobody has installed; refused otherwise (disable it instead)."""
+    with transaction.atomic():
+        release = _locked(release_id)
+        if installed_anywhere(release):
+            raise ActionRefused(
+                f"{release.version} was installed by at least one school, so it cannot "
+                "be deleted (schools and reports refer to it); disable it instead.",
+                code="installed",
+                conflict=True,
+            )
+        name = str(release)
+        release.delete()
+        indexing.bump_sequence()
+        audit.record("vendor.release.deleted", actor=actor, target=name)
+    return name
+
+
+def _locked(release_id: int) -> Release:
+    release = Release.objects.select_for_update().filter(pk=release_id).first()
+    if release is None:
+        raise ActionRefused(
+            f"There is no release {release_id}.",
+            code="unknown_release",
+            field="release",
+        )
+    return release
+
+
+# ---------------------------------------------------------------------------
+# Schools
+# ---------------------------------------------------------------------------
+
+
+def create_school(
+    name: str,
+    *,
+    actor: Actor,
+    channel: str = "stable",
+    time_zone: str = "UTC",
+    api_key: str = "",
+) -> tuple[School, str]:
+    """Register a school; return it and its API key (the only time it is shown)."""
+    if School.objects.filter(name=name).exists():
+        raise ActionRefused(
+            f"A school named {name!r} exists already; pick another name.",
+            code="duplicate",
+            field="name",
+        )
+    with transaction.atomic():
+        school, key = schools.create_school(
+            name, channel=channel, time_zone=time_zone, api_key=api_key
+        )
+        audit.record("vendor.school.create", actor=actor, target=school.name)
+    return school, key
+
+
+def rotate_school_key(school_id: int, *, actor: Actor) -> str:
+    """Give the school a new API key (shown once); the old one stops working."""
+    school = _school(school_id)
+    with transaction.atomic():
+        key = schools.rotate_key(school)
+        audit.record("vendor.school.rotate_key", actor=actor, target=school.name)
+    return key
+
+
+def revoke_school_key(school_id: int, *, actor: Actor) -> School:
+    """Revoke the school's key: its agent gets 403 until the key is rotated."""
+    school = _school(school_id)
+    with transaction.atomic():
+        schools.revoke(school)
+        audit.record("vendor.school.revoke", actor=actor, target=school.name)
+    return school
+
+
+def reinstate_school_key(school_id: int, *, actor: Actor) -> School:
+    """Undo a revocation (the same key works again)."""
+    school = _school(school_id)
+    with transaction.atomic():
+        schools.reinstate(school)
+        audit.record("vendor.school.reinstate", actor=actor, target=school.name)
+    return school
+
+
+def _school(school_id: int) -> School:
+    school = School.objects.filter(pk=school_id).first()
+    if school is None:
+        raise ActionRefused(
+            f"There is no school {school_id}.", code="unknown_school", field="school"
+        )
+    return school
+
+
+# ---------------------------------------------------------------------------
+# Reports from schools, and the auto-pause
+# ---------------------------------------------------------------------------
+
+
+def record_report(school_id: int, data: dict[str, Any]) -> UpdateReport:
+    """Store a school's report of a run; a failure may pause the release's rollout."""
+    report = reporting.record_report(school_id, data)
+    if report.release_id is not None and not reporting.succeeded(report):
+        pause_if_failing(report.release_id)
+    return report
+
+
+def pause_if_failing(release_id: int) -> bool:
+    """Pause the release's rollout when its failure rate passes the threshold.
+
+    The system acts; the row lock makes two reports arriving together pause
+    (and tell staff) once.
+    """
+    with transaction.atomic():
+        release = Release.objects.select_for_update().get(pk=release_id)
+        if release.is_paused or not release.enabled:
+            return False
+        figures = rollouts.failure_figures(release)
+        if not rollouts.should_pause(figures):
+            return False
+        reason = (
+            f"Paused automatically: {figures.failed} of {figures.total} reports failed "
+            f"or rolled back ({figures.failure_percent:.0f}%, threshold "
+            f"{settings.VENDOR_PAUSE_FAILURE_PERCENT}% of at least "
+            f"{settings.VENDOR_PAUSE_MIN_REPORTS} reports)."
+        )
+        pause_release(release.pk, actor=Actor.system(), reason=reason)
+        transaction.on_commit(lambda: _tell_staff(release, reason))
+    return True
+
+
+def _tell_staff(release: Release, reason: str) -> None:
+    if not settings.VENDOR_STAFF_EMAILS:
+        logger.warning("Rollout of %s paused; no VENDOR_STAFF_EMAILS to tell", release)
+        return
+    notify(
+        "rollout_paused",
+        {"release": release, "reason": reason, "paused_at": timezone.now()},
+        recipients=settings.VENDOR_STAFF_EMAILS,
+    )
