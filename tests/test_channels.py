@@ -81,3 +81,39 @@ def test_a_socket_for_an_unknown_kind_is_closed(school_admin) -> None:
     connected, code = asyncio.run(scenario())
     assert connected is False
     assert code == CLOSE_FORBIDDEN
+
+
+@pytest.mark.django_db
+def test_a_followers_push_waits_for_the_transaction_to_commit(
+    settings, django_capture_on_commit_callbacks
+) -> None:
+    """Nobody is told of a state that a rollback of the transaction then undoes."""
+    from updates.tests.factories import make_run
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    }
+    run = make_run()
+    layer = get_channel_layer()
+    channel = asyncio.run(layer.new_channel())
+    asyncio.run(layer.group_add(progress.group_name("update_run", run.pk), channel))
+
+    def pending() -> list[dict]:
+        async def drain() -> list[dict]:
+            got = []
+            while True:
+                try:
+                    got.append(await asyncio.wait_for(layer.receive(channel), 0.05))
+                except TimeoutError:
+                    return got
+
+        return asyncio.run(drain())
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        progress.publish(run, "Backing up")
+    run.refresh_from_db()
+    assert run.message == "Backing up"  # the row is written at once
+    assert pending() == []  # the push is not
+    for callback in callbacks:
+        callback()
+    assert [m["message"] for m in pending()] == ["Backing up"]

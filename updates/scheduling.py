@@ -58,6 +58,16 @@ def school_zone() -> ZoneInfo:
     return ZoneInfo(settings.UPDATES_SCHOOL_TIME_ZONE)
 
 
+SCHOOL_TIME_FORMAT = "%a %d %b %Y, %H:%M %Z"
+
+
+def format_school_time(moment: datetime | None, fmt: str = SCHOOL_TIME_FORMAT) -> str:
+    """An aware time as the school reads it: ``Mon 30 Nov 2026, 22:00 GMT``."""
+    if moment is None:
+        return "-"
+    return moment.astimezone(school_zone()).strftime(fmt)
+
+
 # ---------------------------------------------------------------------------
 # School time <-> UTC
 # ---------------------------------------------------------------------------

@@ -7,8 +7,8 @@ its work on commit. A refusal is an ``ActionRefused`` naming the field, the
 rule and what to do; nothing has changed then.
 
 - runs: ``schedule_update``, ``update_now``, ``apply_bundle``, ``cancel_run``,
-  ``roll_back`` (and ``plan_schedule`` / ``plan_update_now`` to show a
-  confirmation before doing it);
+  ``roll_back`` (and ``plan_schedule`` / ``plan_update_now`` /
+  ``plan_roll_back`` to show a confirmation, or why not, before doing it);
 - critical deadlines: ``grant_override``, ``revoke_override``,
   ``move_critical_update``, ``plan_critical_update`` and ``enforcement_tick``
   (beat), ``expire_overrides``;
@@ -36,6 +36,7 @@ from updates.actions.runs import (
     SchedulePlan,
     apply_bundle,
     cancel_run,
+    plan_roll_back,
     plan_schedule,
     plan_update_now,
     roll_back,
@@ -55,6 +56,7 @@ __all__ = [
     "grant_override",
     "move_critical_update",
     "plan_critical_update",
+    "plan_roll_back",
     "plan_schedule",
     "plan_update_now",
     "replace_blackouts",

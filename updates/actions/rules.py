@@ -29,9 +29,8 @@ OVERRIDE_ROLLED_BACK = "retry a version that was rolled back"
 
 
 def school_time(moment: datetime) -> str:
-    """``Tue 01 Dec 2026, 22:00 (Europe/London)``: how every rule names a time."""
-    zone = scheduling.school_zone()
-    return f"{moment.astimezone(zone):%a %d %b %Y, %H:%M} ({zone.key})"
+    """``Tue 01 Dec 2026, 22:00 GMT``: how every rule names a time (as the pages)."""
+    return scheduling.format_school_time(moment)
 
 
 def require_admin(actor: Actor) -> None:

@@ -271,6 +271,22 @@ def cancel_run(
     return run
 
 
+def plan_roll_back() -> str:
+    """The version a rollback would go back to, or refused saying why there is none."""
+    target = scheduling.previous_version()
+    if target is None:
+        installed = AgentState.load().installed_version
+        raise ActionRefused(
+            f"There is no earlier version to roll back to: CLMS {installed} was not "
+            "installed by an update this agent recorded. To go back further, "
+            "restore a backup from the Backups page.",
+            code="no_previous_version",
+            conflict=True,
+        )
+    rules.require_no_active_run()
+    return target
+
+
 def roll_back(
     *,
     actor: Actor,
@@ -281,16 +297,7 @@ def roll_back(
     """Go back to the version installed before this one, now, audited with why."""
     rules.require_admin(actor)
     now = rules.now_or(now)
-    target = scheduling.previous_version()
-    installed = AgentState.load().installed_version
-    if target is None:
-        raise ActionRefused(
-            f"There is no earlier version to roll back to: CLMS {installed} was not "
-            "installed by an update this agent recorded.",
-            code="no_previous_version",
-            conflict=True,
-        )
-    rules.require_no_active_run()
+    target = plan_roll_back()
     why = rules.require_reason(reason, what="roll back")
     with transaction.atomic():
         run = _create_run(

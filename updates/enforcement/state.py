@@ -11,6 +11,7 @@ import semver
 from django.utils import timezone
 
 from updates.models import AgentState, AvailableRelease, EmergencyOverride, UpdateRun
+from updates.scheduling import format_school_time
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,25 @@ class EnforcementState:
         return (
             f"Critical update {self.release.version} must be installed by {when}; "
             "after that CLMS is blocked until it is."
+        )
+
+    @property
+    def schedule_note(self) -> str:
+        """Where the scheduled critical run stands against the deadline, truthfully."""
+        run, deadline = self.scheduled_run, self.deadline
+        if run is None or deadline is None or self.release is None:
+            return ""
+        when = format_school_time(run.scheduled_for)
+        due = format_school_time(deadline)
+        if run.scheduled_for < deadline:
+            return (
+                f"Critical update CLMS {self.release.version} is scheduled for {when}, "
+                f"before its deadline {due}."
+            )
+        return (
+            f"Critical update CLMS {self.release.version} is scheduled for {when}, "
+            f"after its deadline {due}: CLMS is blocked from the deadline until it "
+            "runs. Move it earlier on the Updates page."
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from clms_updates.permissions import is_school_viewer
 from updates import presenting
+from updates.scheduling import SCHOOL_TIME_FORMAT, format_school_time
 
 register = template.Library()
 
@@ -29,10 +30,9 @@ STATE_BADGES = {
 
 
 @register.filter
-def school_time(value: datetime | None, fmt: str = "%a %d %b %Y, %H:%M %Z") -> str:
+def school_time(value: datetime | None, fmt: str = SCHOOL_TIME_FORMAT) -> str:
     """An aware time as the school reads it: ``Mon 30 Nov 2026, 22:00 GMT``."""
-    local = presenting.to_school_time(value)
-    return local.strftime(fmt) if local else "-"
+    return format_school_time(value, fmt)
 
 
 @register.filter

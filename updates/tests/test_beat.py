@@ -13,8 +13,8 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from conftest import database_url_for_subprocess
 from clms_updates.actions import Actor
+from conftest import database_url_for_subprocess
 from updates import actions
 from updates.models import UpdateRun
 from updates.tests.factories import make_release
@@ -29,9 +29,7 @@ SYSTEM = Actor.system()
 def beat_process(celery_worker_process, tmp_path):  # type: ignore[no-untyped-def]
     """celery beat with the database scheduler, checking every second."""
     # Only the runs under test: the periodic check would call the network.
-    PeriodicTask.objects.filter(task="updates.periodic_check").update(
-        enabled=False
-    )
+    PeriodicTask.objects.filter(task="updates.periodic_check").update(enabled=False)
     log = tmp_path / "beat.log"
     env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}
     process = subprocess.Popen(

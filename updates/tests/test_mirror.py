@@ -150,6 +150,20 @@ def test_the_mirror_serves_a_verified_offline_bundle_with_its_checksum(
     assert answer.status_code == 200
     assert answer.content == data
     assert answer.headers["X-Checksum-Sha256"] == digest
+    # A download resumes where it stopped, as from the vendor (the same contract).
+    rest = requests.get(
+        mirror + "releases/1.0.1/bundle",
+        headers={"Authorization": f"Bearer {TOKEN}", "Range": "bytes=1000-"},
+        timeout=5,
+    )
+    assert rest.status_code == 206 and rest.content == data[1000:]
+    assert rest.headers["Content-Range"] == f"bytes 1000-{len(data) - 1}/{len(data)}"
+    past = requests.get(
+        mirror + "releases/1.0.1/bundle",
+        headers={"Authorization": f"Bearer {TOKEN}", "Range": f"bytes={len(data)}-"},
+        timeout=5,
+    )
+    assert past.status_code == 416
 
 
 def test_an_agent_downloads_a_bundle_from_the_mirror_into_its_offline_folder(

@@ -80,15 +80,19 @@ def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 @admin_required
 def rollback(request: HttpRequest) -> HttpResponse:
     """Roll back to the version installed before this one, after confirming."""
-    target = scheduling.previous_version()
     form = RollbackForm(request.POST or None)
+    try:
+        target, refusal = actions.plan_roll_back(), ""
+    except ActionRefused as e:
+        target, refusal = None, e.message
     context = {
         "form": form,
         "target": target,
+        "refusal": refusal,
         "agent": AgentState.load(),
         "backup_target": presenting.backup_target_description(),
     }
-    if request.method == "GET" or target is None:
+    if request.method == "GET":
         return render(request, "updates/rollback.html", context)
     if not form.is_valid():
         return render(request, "updates/rollback.html", context, status=400)
