@@ -125,7 +125,13 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a supervisor, ``timeout``, ``kill``) stops everything like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     os.chdir(BASE_DIR)
     var = Path(os.environ.get("CLMS_VAR_DIR", BASE_DIR / "var"))
     var.mkdir(parents=True, exist_ok=True)
