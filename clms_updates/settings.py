@@ -570,9 +570,25 @@ def envmapping(name: str, default: str) -> dict[str, str]:
 
 # The compose project of the CLMS stack (its containers' project label).
 CLMS_COMPOSE_PROJECT = os.environ.get("CLMS_COMPOSE_PROJECT", "clms")
-# The env file `docker compose` reads for the stack; the agent rewrites its
-# image variables. Empty: the file the containers' compose label names.
+# The folder of the stack's compose project (compose.yaml, .env, the school's
+# compose.override.yaml). Empty: the working directory its containers' compose
+# labels name.
+CLMS_PROJECT_DIR = os.environ.get("CLMS_PROJECT_DIR", "")
+# Before its first compose release: the stack's own compose file(s), comma
+# separated, and the env file `docker compose` reads (the agent rewrites its
+# image variables). Empty: what the containers' compose labels name.
+CLMS_COMPOSE_FILE = os.environ.get("CLMS_COMPOSE_FILE", "")
 CLMS_COMPOSE_ENV_FILE = os.environ.get("CLMS_COMPOSE_ENV_FILE", "")
+# The compose CLI to run ("docker compose" or "docker-compose"); empty: the v2
+# plugin where the docker CLI has it, else docker-compose.
+CLMS_COMPOSE_COMMAND = os.environ.get("CLMS_COMPOSE_COMMAND", "")
+# The school's policy for what a release's compose project may do (see
+# docs/configuration.md): items allowed although refused by default, like
+# network_mode:host, privileged, docker_socket, cap_add:NET_ADMIN, devices.
+CLMS_COMPOSE_ALLOW = envlist("CLMS_COMPOSE_ALLOW", "")
+# Folders on the host a release may bind-mount (the project folder and
+# CLMS_STATE_DIR always may).
+CLMS_COMPOSE_BIND_DIRS = envlist("CLMS_COMPOSE_BIND_DIRS", "")
 # Which env variable holds each service's image (others: CLMS_<SERVICE>_IMAGE).
 CLMS_COMPOSE_IMAGE_VARIABLES = envmapping(
     "CLMS_COMPOSE_IMAGE_VARIABLES", "app=CLMS_APP_IMAGE,worker=CLMS_APP_IMAGE"

@@ -21,6 +21,10 @@ from devtools import services as localservices
 REGISTRY_PORT = int(os.environ.get("CLMS_DEMO_REGISTRY_PORT", "5050"))
 POSTGRES_PORT = int(os.environ.get("CLMS_DEMO_POSTGRES_PORT", "5433"))
 APP_PORT = int(os.environ.get("CLMS_DEMO_APP_PORT", "8090"))
+# The demo CLMS app asks the agent, on each operation, whether it is blocked.
+ENFORCEMENT_URL = os.environ.get(
+    "CLMS_DEMO_ENFORCEMENT_URL", "http://127.0.0.1:8000/api/updates/enforcement"
+)
 PROJECT = "clms"
 DATABASE = "clms_library"
 
@@ -87,6 +91,7 @@ def start(var: Path) -> tuple[list[localservices.Service], dict[str, str], list[
         stop_stack,
     )
     from devtools.demo_stack import seed as seed_database
+    from devtools.demo_stack.stack import compose
 
     services: list[localservices.Service] = []
     if localservices.port_open(REGISTRY_PORT):
@@ -111,19 +116,22 @@ def start(var: Path) -> tuple[list[localservices.Service], dict[str, str], list[
     demo.mkdir(parents=True, exist_ok=True)
     env_file = demo / "clms.env"
     state_dir = demo / "state"
-    running = [
-        c for c in project_containers(client, PROJECT) if "previous" not in c.name
-    ]
+    running = project_containers(client, PROJECT)
     if running and created:
         # var/ was wiped but the engine kept the old stack: start over with it.
         stop_stack(client, PROJECT)
         env_file.unlink(missing_ok=True)
         running = []
+    managed = demo / ".clms" / "project.json"
     if running:
         for container in running:
             if container.status != "running":
                 container.start()
         _say(f"The demo CLMS stack is up at http://127.0.0.1:{APP_PORT}/health.")
+    elif managed.exists():
+        # The agent adopted the project: start it from the files it wrote.
+        compose(demo, PROJECT, demo / ".env", "up", "-d")
+        _say(f"The demo CLMS stack started at http://127.0.0.1:{APP_PORT}/health.")
     else:
         image = digests["1.0.0"]
         if env_file.exists():
@@ -139,6 +147,7 @@ def start(var: Path) -> tuple[list[localservices.Service], dict[str, str], list[
             http_port=APP_PORT,
             state_dir=state_dir,
             env_file=env_file,
+            enforcement_url=ENFORCEMENT_URL,
         )
         if created:
             seed_database(client, image_ref=image, database_url=database_url)
@@ -153,7 +162,10 @@ def start(var: Path) -> tuple[list[localservices.Service], dict[str, str], list[
         "CLMS_DATABASE_URL": database_url,
         "CLMS_PG_BINDIR": bindir,
         "CLMS_COMPOSE_PROJECT": PROJECT,
+        "CLMS_PROJECT_DIR": str(demo),
         "CLMS_COMPOSE_ENV_FILE": str(env_file),
+        # The demo stack reaches its database on the host's loopback.
+        "CLMS_COMPOSE_ALLOW": "network_mode:host",
         "CLMS_STATE_DIR": str(state_dir),
         "CLMS_APP_URL": f"http://127.0.0.1:{APP_PORT}",
         "CLMS_INSTALLED_VERSION": "1.0.0",

@@ -95,7 +95,7 @@ def start_demo_stack(
             database_url=demo_database,
             http_port=free_port(),
             state_dir=tmp_path / f"{project}-state",
-            env_file=tmp_path / f"{project}.env",
+            env_file=tmp_path / project / "clms.env",
             **options,  # type: ignore[arg-type]
         )
         if seeded:

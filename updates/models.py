@@ -33,6 +33,13 @@ class AgentState(models.Model):
     # Source name -> ISO time (UTC) before which periodic checks do not ask it
     # again: the source answered 429 with Retry-After.
     slow_down_until = models.JSONField(default=dict, blank=True)
+    # How the running stack differs from its compose project (hand edits), as
+    # found after the last run or check; empty when it matches.
+    drift = models.JSONField(default=list, blank=True)
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
+    # Volumes of services a release removed (never deleted): name ->
+    # {"left_by": the version that had them, "at": when}.
+    left_volumes = models.JSONField(default=dict, blank=True)
 
     class Meta:
         verbose_name = "agent state"
@@ -184,20 +191,23 @@ class UpdateRun(progress.TrackedProgress):
     Transitions (each a method that refuses any other move)::
 
         scheduled -> running            claim()  (conditional UPDATE, one worker wins)
-        scheduled -> cancelled          cancel()
+        scheduled | waiting -> cancelled  cancel()
+        running   -> waiting            wait_for_input()  (the release needs settings)
+        waiting   -> scheduled          resume_after_input()
         running   -> scheduled          defer_retry()  (transient failure, retried later)
         running   -> succeeded          succeed()
         running   -> rolling_back       start_rollback()
         rolling_back -> rolled_back     finish_rollback()
         running | rolling_back -> failed  fail()
 
-    Only one run may be active (scheduled, running or rolling back) at a time:
+    Only one run may be active (scheduled, waiting, running or rolling back) at a time:
     ``active_slot`` is True for the active one and NULL otherwise, under a unique
     constraint, so the database refuses a second one even under a race.
     """
 
     class State(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
+        WAITING = "waiting", "Needs your input"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         ROLLING_BACK = "rolling_back", "Rolling back"
@@ -362,6 +372,23 @@ class UpdateRun(progress.TrackedProgress):
             extra_fields=extra,
         )
 
+    def wait_for_input(self, message: str) -> None:
+        """running -> waiting: the release needs settings the school has not given."""
+        self.error_code, self.error_message = "needs_input", message
+        self._move(
+            self.State.WAITING, message, extra_fields=("error_code", "error_message")
+        )
+
+    def resume_after_input(self, at: datetime) -> None:
+        """waiting -> scheduled at ``at``, once the settings are given."""
+        self.scheduled_for = at
+        self.error_code = self.error_message = ""
+        self._move(
+            self.State.SCHEDULED,
+            f"Settings given; scheduled for {at:%Y-%m-%d %H:%M} UTC",
+            extra_fields=("scheduled_for", "error_code", "error_message"),
+        )
+
     def succeed(self) -> None:
         """running -> succeeded."""
         self._move(self.State.SUCCEEDED, "Run succeeded")
@@ -404,8 +431,9 @@ RUN_MACHINE = StateMachine(
     "state",
     {
         UpdateRun.State.RUNNING: (UpdateRun.State.SCHEDULED,),
-        UpdateRun.State.CANCELLED: (UpdateRun.State.SCHEDULED,),
-        UpdateRun.State.SCHEDULED: (UpdateRun.State.RUNNING,),
+        UpdateRun.State.CANCELLED: (UpdateRun.State.SCHEDULED, UpdateRun.State.WAITING),
+        UpdateRun.State.WAITING: (UpdateRun.State.RUNNING,),
+        UpdateRun.State.SCHEDULED: (UpdateRun.State.RUNNING, UpdateRun.State.WAITING),
         UpdateRun.State.SUCCEEDED: (UpdateRun.State.RUNNING,),
         UpdateRun.State.ROLLING_BACK: (UpdateRun.State.RUNNING,),
         UpdateRun.State.ROLLED_BACK: (UpdateRun.State.ROLLING_BACK,),

@@ -22,7 +22,18 @@ from typing import Any
 
 import semver
 
+from clms_updates.manifest.compose import (
+    ComposeError,
+    Setting,
+    check_project,
+    service_images,
+)
+from clms_updates.manifest.compose import services as compose_services
+
 FORMAT_VERSION = 1
+# A manifest that carries its Compose project (and settings, and maybe source).
+COMPOSE_FORMAT = 2
+MANIFEST_FORMATS = (FORMAT_VERSION, COMPOSE_FORMAT)
 MANIFEST_KIND = "release-manifest"
 INDEX_KIND = "release-index"
 CHANNELS = ("stable", "beta")
@@ -34,6 +45,9 @@ IMAGE_BY_DIGEST = re.compile(
 )
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+LOCAL_IMAGE = re.compile(
+    r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+)
 
 
 class ManifestError(ValueError):
@@ -179,17 +193,30 @@ class Bundle:
 
 @dataclass(frozen=True)
 class Migration:
-    """The command that migrates the CLMS database, run once in a one-off container."""
+    """The command that migrates the CLMS database, run once in a one-off container.
+
+    ``backward_compatible``: the previous version runs on the migrated schema, so
+    a rollback after a successful migration keeps the data (format 2 only).
+    """
 
     service: str
     command: tuple[str, ...]
+    backward_compatible: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"command": list(self.command), "service": self.service}
+        data: dict[str, Any] = {"command": list(self.command), "service": self.service}
+        if self.backward_compatible:
+            data["backward_compatible"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Migration:
-        _expect_keys(data, where, required={"service", "command"})
+        _expect_keys(
+            data,
+            where,
+            required={"service", "command"},
+            optional={"backward_compatible"},
+        )
         command = data["command"]
         if (
             not isinstance(command, list)
@@ -205,7 +232,14 @@ class Migration:
             raise ManifestError(
                 f"{where}.service: {data['service']!r} is not a valid service name"
             )
-        return cls(service=data["service"], command=tuple(command))
+        compatible = data.get("backward_compatible", False)
+        if not isinstance(compatible, bool):
+            raise ManifestError(f"{where}.backward_compatible: expected true or false")
+        return cls(
+            service=data["service"],
+            command=tuple(command),
+            backward_compatible=compatible,
+        )
 
 
 @dataclass(frozen=True)
@@ -278,6 +312,104 @@ class HealthCheck:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class BaseImage:
+    """An image a source release builds ``FROM``, shipped in its bundle, by digest."""
+
+    reference: str
+    config: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.config, "reference": self.reference}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> BaseImage:
+        _expect_keys(data, where, required={"reference", "config"})
+        if not isinstance(data["reference"], str) or not IMAGE_BY_DIGEST.match(
+            data["reference"]
+        ):
+            raise ManifestError(
+                f"{where}.reference: expected repository@sha256:<64 hex>"
+            )
+        config = data["config"]
+        if not isinstance(config, str) or not re.match(
+            r"^sha256:[0-9a-f]{64}$", config
+        ):
+            raise ManifestError(f"{where}.config: expected sha256:<64 hex>")
+        return cls(reference=data["reference"], config=config)
+
+
+@dataclass(frozen=True)
+class SourceBuild:
+    """A source release: what the agent builds, offline, from the bundle's source.
+
+    ``sha256`` is the digest of the source tree (``bundle.tree_digest``);
+    ``image`` is the local name the build tags; ``services`` run it.
+    """
+
+    sha256: str
+    image: str
+    services: tuple[str, ...]
+    base_images: tuple[BaseImage, ...]
+    dockerfile: str = "Dockerfile"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base_images": [b.to_dict() for b in self.base_images],
+            "dockerfile": self.dockerfile,
+            "image": self.image,
+            "services": list(self.services),
+            "sha256": self.sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> SourceBuild:
+        _expect_keys(
+            data,
+            where,
+            required={"sha256", "image", "services", "base_images"},
+            optional={"dockerfile"},
+        )
+        if not isinstance(data["sha256"], str) or not SHA256_HEX.match(data["sha256"]):
+            raise ManifestError(f"{where}.sha256: expected 64 lowercase hex characters")
+        image = data["image"]
+        if not isinstance(image, str) or not LOCAL_IMAGE.match(image):
+            raise ManifestError(
+                f"{where}.image: {image!r} is not a local image name (name:tag)"
+            )
+        built = data["services"]
+        if (
+            not isinstance(built, list)
+            or not built
+            or not all(isinstance(x, str) and SERVICE_NAME.match(x) for x in built)
+        ):
+            raise ManifestError(f"{where}.services: expected a list of service names")
+        bases = data["base_images"]
+        if not isinstance(bases, list) or not bases:
+            raise ManifestError(
+                f"{where}.base_images: a source release ships every image it builds FROM"
+            )
+        dockerfile = data.get("dockerfile", "Dockerfile")
+        if (
+            not isinstance(dockerfile, str)
+            or dockerfile.startswith("/")
+            or ".." in dockerfile.split("/")
+        ):
+            raise ManifestError(
+                f"{where}.dockerfile: expected a path inside the source"
+            )
+        return cls(
+            sha256=data["sha256"],
+            image=image,
+            services=tuple(built),
+            base_images=tuple(
+                BaseImage.from_dict(b, f"{where}.base_images[{i}]")
+                for i, b in enumerate(bases)
+            ),
+            dockerfile=dockerfile,
+        )
+
+
 # ---------------------------------------------------------------------------
 # The release manifest
 # ---------------------------------------------------------------------------
@@ -300,9 +432,27 @@ class ReleaseManifest:
     changelog: str = ""
     bundle: Bundle | None = None
     migration: Migration | None = None
+    # Format 2: the vendor's compose project, the settings it uses, its source.
+    compose: dict[str, Any] | None = None
+    settings: tuple[Setting, ...] = ()
+    source: SourceBuild | None = None
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def format(self) -> int:
+        return COMPOSE_FORMAT if self.compose is not None else FORMAT_VERSION
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The services the release runs (its project's, or its images' in format 1)."""
+        if self.compose is not None:
+            return tuple(sorted(compose_services(self.compose)))
+        return tuple(sorted(i.service for i in self.images))
+
+    def setting(self, name: str) -> Setting | None:
+        return next((s for s in self.settings if s.name == name), None)
 
     @property
     def semver(self) -> semver.Version:
@@ -319,11 +469,18 @@ class ReleaseManifest:
             raise ManifestError(
                 f"channel: {self.channel!r} is not one of {', '.join(CHANNELS)}"
             )
-        if not self.images:
+        if not self.images and self.source is None:
             raise ManifestError("images: a release must name at least one image")
         services = [image.service for image in self.images]
         if len(set(services)) != len(services):
             raise ManifestError("images: a service is named twice")
+        if self.compose is not None:
+            self._validate_project()
+            services = list(self.services)
+        elif self.settings or self.source is not None:
+            raise ManifestError(
+                "settings, source: only a release with a compose project has these"
+            )
         if self.critical and self.force_after is None:
             raise ManifestError("force_after: a critical release needs a deadline")
         if not self.critical and self.force_after is not None:
@@ -339,10 +496,50 @@ class ReleaseManifest:
             raise ManifestError("expires: must be after released_at")
         if self.migration is not None and self.migration.service not in services:
             raise ManifestError(
-                f"migration.service: {self.migration.service!r} is not one of the images' services"
+                f"migration.service: {self.migration.service!r} is not one of the release's services"
             )
 
+    def _validate_project(self) -> None:
+        """Format 2: the project is signed whole, and the images list is derived from it."""
+        assert self.compose is not None
+        source = self.source
+        try:
+            check_project(
+                self.compose,
+                settings=self.settings,
+                built_image=source.image if source else None,
+                built_services=source.services if source else (),
+            )
+        except ComposeError as e:
+            raise ManifestError(str(e)) from None
+        built = set(source.services) if source else set()
+        expected = {
+            name: image
+            for name, image in service_images(self.compose).items()
+            if name not in built
+        }
+        listed = {image.service: image.reference for image in self.images}
+        if listed != expected:
+            raise ManifestError(
+                "images: must list exactly the project's services and their pinned "
+                "images (it is derived from compose when publishing)"
+            )
+        if source is not None and not set(source.services) <= set(
+            compose_services(self.compose)
+        ):
+            raise ManifestError("source.services: names a service the project lacks")
+
     def to_dict(self) -> dict[str, Any]:
+        data = self._format_1_dict()
+        if self.compose is None:
+            return data
+        data["format"] = COMPOSE_FORMAT
+        data["compose"] = self.compose
+        data["settings"] = [s.to_dict() for s in self.settings]
+        data["source"] = self.source.to_dict() if self.source else None
+        return data
+
+    def _format_1_dict(self) -> dict[str, Any]:
         return {
             "bundle": self.bundle.to_dict() if self.bundle else None,
             "changelog": self.changelog,
@@ -388,9 +585,28 @@ class ReleaseManifest:
                 "changelog",
                 "bundle",
                 "migration",
+                "compose",
+                "settings",
+                "source",
             },
         )
-        _expect_format(data, MANIFEST_KIND, "manifest")
+        _expect_format(data, MANIFEST_KIND, "manifest", formats=MANIFEST_FORMATS)
+        composed = data["format"] == COMPOSE_FORMAT
+        if composed != ("compose" in data):
+            raise ManifestError(
+                "compose: a format-2 manifest carries its compose project, a format-1 "
+                "manifest does not"
+            )
+        settings_data = data.get("settings") or []
+        if not isinstance(settings_data, list):
+            raise ManifestError("settings: expected a list")
+        try:
+            declared = tuple(
+                Setting.from_dict(item, f"settings[{i}]")
+                for i, item in enumerate(settings_data)
+            )
+        except ComposeError as e:
+            raise ManifestError(str(e)) from None
         images = data["images"]
         if not isinstance(images, list):
             raise ManifestError("images: expected a list")
@@ -424,6 +640,11 @@ class ReleaseManifest:
             else None,
             migration=Migration.from_dict(data["migration"], "migration")
             if data.get("migration")
+            else None,
+            compose=data.get("compose") if composed else None,
+            settings=declared,
+            source=SourceBuild.from_dict(data["source"], "source")
+            if data.get("source")
             else None,
         )
 
@@ -635,11 +856,18 @@ def _expect_keys(
         raise ManifestError(f"{where}: unknown field(s) {', '.join(unknown)}")
 
 
-def _expect_format(data: dict[str, Any], kind: str, where: str) -> None:
+def _expect_format(
+    data: dict[str, Any],
+    kind: str,
+    where: str,
+    *,
+    formats: tuple[int, ...] = (FORMAT_VERSION,),
+) -> None:
     if data["kind"] != kind:
         raise ManifestError(f"{where}: kind is {data['kind']!r}, expected {kind!r}")
-    if data["format"] != FORMAT_VERSION:
+    if data["format"] not in formats or isinstance(data["format"], bool):
+        readable = " or ".join(str(f) for f in formats)
         raise ManifestError(
             f"{where}: format {data['format']!r} is not supported by this agent (it reads "
-            f"format {FORMAT_VERSION}); update the agent first"
+            f"format {readable}); update the agent first"
         )

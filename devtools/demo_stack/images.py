@@ -65,6 +65,18 @@ VERSIONS: dict[str, DemoVersion] = {
         ),
         # Migrates fine, then every container exits at start.
         DemoVersion("1.1.0-crash", "1.1.0", "crash", tuple(_MIGRATIONS[:4])),
+        # The compose releases: 1.1.0 adds a search service, 1.2.0 removes it.
+        DemoVersion("1.1.0", "1.1.0", "normal", tuple(_MIGRATIONS[:4])),
+        DemoVersion("1.2.0", "1.2.0", "normal", (*_MIGRATIONS[:4], "0006_holds.sql")),
+        DemoVersion(
+            "1.2.0-badmigration", "1.2.0", "badmigration", tuple(_MIGRATIONS[:5])
+        ),
+        DemoVersion(
+            "1.2.0-unhealthy",
+            "1.2.0",
+            "unhealthy",
+            (*_MIGRATIONS[:4], "0006_holds.sql"),
+        ),
     )
 }
 

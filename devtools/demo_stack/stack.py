@@ -1,16 +1,21 @@
-"""Start, migrate, seed, probe and stop the demo CLMS stack through the Docker SDK.
+"""Start, migrate, seed, probe and stop the demo CLMS stack, with Docker Compose.
 
-The stack is what ``compose.yml`` beside this file describes: two services of
-one image (``app`` serving HTTP, ``worker`` in the background) on host
-networking (a bridge cannot reach a PostgreSQL bound to the host's loopback),
-each container labelled the way ``docker compose`` labels its own, with an init
-process, a restart policy and the state directory bind-mounted. The agent finds
-the services by those labels exactly as it would in a school's real stack.
+The stack is ``compose.yml`` beside this file: two services of one image
+(``app`` serving HTTP, ``worker`` in the background) on host networking (a
+bridge cannot reach a PostgreSQL bound to the host's loopback), with an init
+process, a restart policy and the state directory bind-mounted. It is started
+with the real compose CLI (the v2 plugin, or Debian's docker-compose), from a
+project folder holding that file as ``compose.yaml`` and the env file, exactly
+as a school's installation made before compose releases: the agent finds it
+by its compose labels and adopts it on its first compose release.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +28,8 @@ from docker.models.containers import Container
 SERVICES = ("app", "worker")
 STATE_MOUNT = "/var/lib/clms"
 IMAGE_VARIABLE = "CLMS_APP_IMAGE"
+SERVICE_LABEL = "com.docker.compose.service"
+COMPOSE_FILE = Path(__file__).resolve().parent / "compose.yml"
 
 
 class DemoStackError(RuntimeError):
@@ -56,6 +63,7 @@ def write_env_file(
     database_url: str,
     http_port: int,
     state_dir: Path,
+    enforcement_url: str = "",
 ) -> None:
     """The env file ``docker compose --env-file`` reads for ``compose.yml``."""
     env_file.parent.mkdir(parents=True, exist_ok=True)
@@ -66,33 +74,9 @@ def write_env_file(
         f"CLMS_DATABASE_URL={database_url}\n"
         f"CLMS_HTTP_PORT={http_port}\n"
         f"CLMS_STATE_HOST_DIR={state_dir}\n"
+        f"CLMS_ENFORCEMENT_URL={enforcement_url}\n"
     )
-
-
-def _environment(
-    database_url: str, http_port: int, enforcement_url: str | None
-) -> dict[str, str]:
-    env = {
-        "CLMS_DATABASE_URL": database_url,
-        "CLMS_HTTP_PORT": str(http_port),
-        "CLMS_STATE_DIR": STATE_MOUNT,
-    }
-    if enforcement_url:
-        env["CLMS_ENFORCEMENT_URL"] = enforcement_url
-    return env
-
-
-def _labels(
-    project: str, service: str, env_file: Path, *, oneoff: bool = False
-) -> dict[str, str]:
-    return {
-        "com.docker.compose.project": project,
-        "com.docker.compose.service": service,
-        "com.docker.compose.container-number": "1",
-        "com.docker.compose.oneoff": "True" if oneoff else "False",
-        "com.docker.compose.project.working_dir": str(env_file.parent),
-        "com.docker.compose.project.environment_file": str(env_file),
-    }
+    env_file.chmod(0o600)
 
 
 def run_command(
@@ -139,6 +123,50 @@ def seed(client: docker.DockerClient, *, image_ref: str, database_url: str) -> N
         raise DemoStackError(f"`seed` in {image_ref} exited {code}:\n{logs}")
 
 
+def compose_command() -> list[str]:
+    """The compose CLI here: ``docker compose`` (v2) or ``docker-compose`` (v1)."""
+    for argv in (["docker", "compose"], ["docker-compose"]):
+        if not shutil.which(argv[0]):
+            continue
+        probe = subprocess.run(
+            [*argv, "version"], capture_output=True, text=True, check=False
+        )
+        if probe.returncode == 0:
+            return argv
+    raise DemoStackError(
+        "No Docker Compose CLI: install Debian's docker-compose (`make "
+        "system-deps-test` does it) or the docker compose plugin."
+    )
+
+
+def compose(project_dir: Path, project: str, env_file: Path, *args: str) -> str:
+    """Run compose on the demo project; its output, or ``DemoStackError``."""
+    result = subprocess.run(
+        [
+            *compose_command(),
+            "--project-name",
+            project,
+            "--project-directory",
+            str(project_dir),
+            "-f",
+            str(project_dir / "compose.yaml"),
+            "--env-file",
+            str(env_file),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "COMPOSE_INTERACTIVE_NO_CLI": "1"},
+    )
+    if result.returncode != 0:
+        raise DemoStackError(
+            f"compose {' '.join(args)} failed:\n{result.stdout}{result.stderr}"
+        )
+    return result.stdout + result.stderr
+
+
 def start_stack(
     client: docker.DockerClient,
     *,
@@ -151,48 +179,25 @@ def start_stack(
     enforcement_url: str | None = None,
     migrate_first: bool = True,
 ) -> DemoStack:
-    """Create and start the stack's containers (migrating the database first)."""
+    """Write the project folder (beside ``env_file``) and ``compose up`` it."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    project_dir = env_file.parent
+    project_dir.mkdir(parents=True, exist_ok=True)
     write_env_file(
         env_file,
         image_ref=image_ref,
         database_url=database_url,
         http_port=http_port,
         state_dir=state_dir,
+        enforcement_url=enforcement_url or "",
     )
+    shutil.copyfile(COMPOSE_FILE, project_dir / "compose.yaml")
     if migrate_first:
         migrate(client, image_ref=image_ref, database_url=database_url)
+    compose(project_dir, project, env_file, "up", "-d")
     stack = DemoStack(project, image_ref, http_port, state_dir, env_file)
-    environment = _environment(database_url, http_port, enforcement_url)
-    for service in SERVICES:
-        stack.containers[service] = client.containers.run(
-            image_ref,
-            ["serve" if service == "app" else "worker"],
-            name=f"{project}-{service}-1",
-            labels=_labels(project, service, env_file),
-            environment=environment,
-            volumes={str(state_dir): {"bind": STATE_MOUNT, "mode": "rw"}},
-            network_mode="host",
-            init=True,
-            restart_policy={"Name": "unless-stopped"},
-            healthcheck={
-                "test": [
-                    "CMD",
-                    "curl",
-                    "-fsS",
-                    "-o",
-                    "/dev/null",
-                    f"http://127.0.0.1:{http_port}/health",
-                ]
-                if service == "app"
-                else ["CMD", "true"],
-                "interval": 10_000_000_000,
-                "timeout": 5_000_000_000,
-                "retries": 3,
-            },
-            stop_signal="SIGTERM",
-            detach=True,
-        )
+    for container in project_containers(client, project):
+        stack.containers[container.labels.get(SERVICE_LABEL, "")] = container
     return stack
 
 
@@ -203,10 +208,36 @@ def project_containers(client: docker.DockerClient, project: str) -> list[Contai
     )
 
 
-def stop_stack(client: docker.DockerClient, project: str = "clms") -> None:
-    """Stop and remove every container of the project (old ``-previous`` ones too)."""
+def service_container(
+    client: docker.DockerClient, project: str, service: str
+) -> Container:
+    """The (first) container of ``service`` in the project, whatever compose named it."""
+    found = sorted(
+        (
+            c
+            for c in project_containers(client, project)
+            if c.labels.get(SERVICE_LABEL) == service
+            and c.labels.get("com.docker.compose.oneoff", "False") != "True"
+        ),
+        key=lambda c: c.name,
+    )
+    if not found:
+        raise DemoStackError(f"project {project} has no container of service {service}")
+    return found[0]
+
+
+def stop_stack(
+    client: docker.DockerClient, project: str = "clms", *, volumes: bool = True
+) -> None:
+    """Remove every container of the project, and its volumes unless told not to."""
     for container in project_containers(client, project):
         container.remove(force=True)
+    if not volumes:
+        return
+    for volume in client.volumes.list(
+        filters={"label": f"com.docker.compose.project={project}"}
+    ):
+        volume.remove(force=True)
 
 
 def health(url: str, timeout: float = 2) -> tuple[int, dict[str, object]]:

@@ -11,13 +11,16 @@ from collections.abc import Callable
 
 import docker
 from django.conf import settings
+from django.utils import timezone
 
+from clms_updates import composecli as cli
 from updates import runtime
+from updates.compose import project, stack, targets
 from updates.models import AgentState, AvailableRelease, UpdateRun
 from updates.pipeline import health
 from updates.pipeline.context import Context
 from updates.pipeline.errors import StepFailed
-from updates.pipeline.plan import image_variable, update_being_undone
+from updates.pipeline.plan import update_being_undone
 from updates.pipeline.records import save_checkpoint
 
 # ---------------------------------------------------------------------------
@@ -26,89 +29,95 @@ from updates.pipeline.records import save_checkpoint
 
 
 def apply(ctx: Context) -> str:
-    """Recreate each service's containers on the new image; old ones kept stopped."""
-    client = ctx.client
-    containers = ctx.container_names()
-    env_file = ctx.env_file()
-    if "previous" not in ctx.checkpoint:
-        previous = {}
-        for name, service in containers.items():
-            snapshot = runtime.snapshot_container(client, client.containers.get(name))
-            previous[name] = {
-                "service": service,
-                "image": snapshot.image,
-                "image_id": snapshot.image_id,
-            }
-        variables = {image_variable(s) for s in ctx.plan.images}
-        try:
-            current = runtime.read_env_file(env_file)
-        except runtime.EnvFileError as e:
-            raise StepFailed("env_file", str(e)) from None
-        save_checkpoint(
-            ctx.run,
-            previous=previous,
-            env_before={v: current.get(v, "") for v in sorted(variables)},
-        )
-    applied = list(ctx.checkpoint.get("applied") or [])
-    # The service the migration runs beside (the one serving CLMS) goes last:
-    # it cannot answer until the migration is done, so its outage is shortest.
-    first = ctx.plan.migration.service if ctx.plan.migration else ""
-    order = sorted(containers.items(), key=lambda item: (item[1] == first, item[0]))
-    for name, service in order:
-        ctx.check_lease()
-        try:
-            runtime.recreate_container(
-                client,
-                name,
-                ctx.image_for(service),
-                stop_timeout=settings.UPDATES_STOP_TIMEOUT_SECONDS,
-            )
-        except (runtime.DockerRuntimeError, docker.errors.APIError) as e:
-            raise StepFailed("apply_failed", f"Recreating {name} failed: {e}") from None
-        if name not in applied:
-            applied.append(name)
-            save_checkpoint(ctx.run, applied=applied)
+    """Write the target project and apply it with ``docker compose up -d``.
+
+    The project's files as they were are saved first (the rollback puts them
+    back); a rollback run brings back the files saved before the update it
+    undoes. Services are added, recreated and removed as compose does;
+    volumes are never removed.
+    """
+    layout = ctx.layout()
+    if "snapshot" not in ctx.checkpoint:
+        saved = targets.save_snapshot(layout, ctx.run.pk)
+        save_checkpoint(ctx.run, snapshot=str(saved))
     try:
-        runtime.update_env_file(
-            env_file,
-            {image_variable(s): ref for s, ref in sorted(ctx.plan.images.items())},
-        )
-    except runtime.EnvFileError as e:
-        raise StepFailed("env_file", str(e)) from None
-    return f"{len(applied)} container(s) recreated; {env_file} updated"
+        if ctx.plan.restore_from is not None:
+            target = project.restore(
+                targets.load_snapshot(
+                    targets.snapshot_path(layout, ctx.plan.restore_from)
+                )
+            )
+        else:
+            images = {service: ctx.image_for(service) for service in ctx.plan.images}
+            staged = targets.stage(layout, ctx.plan.manifest, images, run_id=ctx.run.pk)
+            target = targets.install(staged, layout)
+            targets.discard(layout, ctx.run.pk)
+    except project.ProjectError as e:
+        raise StepFailed("project_write_failed", str(e)) from None
+    if "volumes_before" not in ctx.checkpoint:
+        known = sorted(stack.project_volumes(ctx.client, ctx.project))
+        save_checkpoint(ctx.run, target=target.as_dict(), volumes_before=known)
+    else:
+        save_checkpoint(ctx.run, target=target.as_dict())
+    ctx.check_lease()
+    try:
+        output = stack.up(target)
+    except cli.ComposeFailed as e:
+        raise StepFailed(
+            "apply_failed", f"Applying the project failed: {e}\n{e.output[-2000:]}"
+        ) from None
+    touched = [
+        line.strip()
+        for line in output.splitlines()
+        if line.strip().startswith(("Creating", "Recreating", "Removing", "Starting"))
+        or " Created" in line
+        or " Recreated" in line
+        or " Removed" in line
+    ]
+    adopted = (
+        " (the project is now managed by CLMS Updates)"
+        if (target.managed and not layout.managed)
+        else ""
+    )
+    return f"project applied with compose{adopted}: " + (
+        "; ".join(touched[:12]) or "nothing to change"
+    )
 
 
 def migrate(ctx: Context) -> str | None:
-    """Run the release's migration once in a one-off container; None when it has none."""
+    """Run the release's migration once in a one-off container; None when it has none.
+
+    The one-off is made from the migration service's own container (which
+    compose just created), with its image, environment, mounts and network.
+    """
     migration = ctx.plan.migration
     if migration is None:
         return None
-    names = [
-        n for n, s in sorted(ctx.container_names().items()) if s == migration.service
-    ]
-    if not names:
+    containers = stack.service_containers(ctx.client, ctx.project).get(
+        migration.service, []
+    )
+    if not containers:
         raise StepFailed(
             "migration_service_missing",
             f"No container of service {migration.service} to run the migration beside.",
         )
     if not ctx.checkpoint.get("migration_started"):
         save_checkpoint(ctx.run, migration_started=True)
-    client = ctx.client
+    command = " ".join(migration.command)
     try:
-        snapshot = runtime.snapshot_container(client, client.containers.get(names[0]))
+        snapshot = runtime.snapshot_container(ctx.client, containers[0])
         result = runtime.run_one_off(
-            client,
+            ctx.client,
             snapshot,
-            ctx.image_for(migration.service),
+            containers[0].attrs["Image"],
             list(migration.command),
-            purpose="migrate",
+            purpose=f"migrate-{ctx.run.pk}",
             timeout=settings.UPDATES_MIGRATION_TIMEOUT_SECONDS,
         )
     except (runtime.DockerRuntimeError, docker.errors.APIError) as e:
         raise StepFailed(
             "migration_failed", f"The migration could not be started: {e}"
         ) from None
-    command = " ".join(migration.command)
     if not result.succeeded:
         how = (
             f"did not finish within {settings.UPDATES_MIGRATION_TIMEOUT_SECONDS} s"
@@ -124,31 +133,29 @@ def migrate(ctx: Context) -> str | None:
 
 
 def crash_watch(ctx: Context) -> Callable[[], str | None]:
-    """A check that names a new container which stopped or restarted, if any."""
+    """A check that names a container of the project which stopped or restarted."""
     client = ctx.client
-    names = sorted(ctx.container_names())
 
     def crashed() -> str | None:
-        for name in names:
-            try:
-                container = client.containers.get(name)
-            except docker.errors.NotFound:
-                return f"Container {name} disappeared while CLMS was starting."
-            state = container.attrs.get("State") or {}
-            restarts = int(container.attrs.get("RestartCount") or 0)
-            if (
-                state.get("Status") in ("exited", "dead")
-                or restarts > 0
-                or state.get("Restarting")
-            ):
+        for service, containers in sorted(
+            stack.service_containers(client, ctx.project).items()
+        ):
+            for container in containers:
+                container.reload()
+                state = container.attrs.get("State") or {}
+                restarts = int(container.attrs.get("RestartCount") or 0)
+                stopped = state.get("Status") in ("exited", "dead")
+                if not (stopped or restarts > 0 or state.get("Restarting")):
+                    continue
                 tail = container.logs(tail=10).decode(errors="replace").strip()
-                if state.get("Status") in ("exited", "dead"):
-                    how = f"it exited with code {state.get('ExitCode')}"
-                else:
-                    how = f"the engine restarted it {restarts} time(s)"
+                how = (
+                    f"it exited with code {state.get('ExitCode')}"
+                    if stopped
+                    else f"the engine restarted it {restarts} time(s)"
+                )
                 return (
-                    f"Container {name} stopped soon after it started ({how}). Its "
-                    f"last lines:\n{tail}"
+                    f"Container {container.name} ({service}) stopped soon after it "
+                    f"started ({how}). Its last lines:\n{tail}"
                 )
         return None
 
@@ -175,21 +182,46 @@ def check_health(ctx: Context) -> str:
 
 
 def commit(ctx: Context) -> str:
-    """Drop the old containers, record the installed version."""
-    removed = 0
-    for name in sorted(ctx.container_names()):
-        try:
-            removed += runtime.remove_previous(ctx.client, name)
-        except docker.errors.APIError as e:
-            raise StepFailed(
-                "commit_failed", f"Removing {name}'s previous container failed: {e}"
-            ) from None
-    AgentState.load()
-    AgentState.objects.filter(pk=1).update(installed_version=ctx.plan.to_version)
+    """Record the installed version, what the stack now is, and what it left behind."""
+    target = ctx.target()
+    before = set(ctx.checkpoint.get("volumes_before") or [])
+    found = stack.drift(target, ctx.client)
+    AgentState.record_installed(ctx.plan.to_version)
+    record_stack(
+        target, drift=found, left_by=ctx.run.from_version, volumes_before=before
+    )
     if ctx.run.kind == UpdateRun.Kind.ROLLBACK:
         source = update_being_undone(ctx.run)
         if source is not None and source.release_id:
             AvailableRelease.objects.filter(pk=source.release_id).update(
                 rolled_back=True, rolled_back_at=ctx.run.started_at
             )
-    return f"CLMS {ctx.plan.to_version} installed; {removed} old container(s) removed"
+    if found:
+        return f"CLMS {ctx.plan.to_version} installed; drift found: {'; '.join(found)}"
+    return (
+        f"CLMS {ctx.plan.to_version} installed; `docker compose up -d` on the project "
+        "now changes nothing"
+    )
+
+
+def record_stack(
+    layout: project.Layout,
+    *,
+    drift: list[str],
+    left_by: str = "",
+    volumes_before: set[str] | None = None,
+) -> None:
+    """Note on the agent's state how the stack stands against its project."""
+    state = AgentState.load()
+    try:
+        declared = set((stack.resolved(layout).get("volumes") or {}).keys())
+    except cli.ComposeFailed:
+        declared = set()
+    left = dict(state.left_volumes or {})
+    for name in sorted((volumes_before or set()) - declared):
+        left.setdefault(name, {"left_by": left_by, "at": timezone.now().isoformat()})
+    for name in declared:
+        left.pop(name, None)
+    AgentState.objects.filter(pk=state.pk).update(
+        drift=drift, drift_checked_at=timezone.now(), left_volumes=left
+    )

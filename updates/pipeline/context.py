@@ -13,6 +13,7 @@ from django.conf import settings
 
 from clms_updates import progress
 from updates import runtime
+from updates.compose.project import Layout
 from updates.models import UpdateRun
 from updates.pipeline.errors import StepFailed
 from updates.pipeline.lease import Lease
@@ -91,13 +92,17 @@ class Context:
     def checkpoint(self) -> dict[str, Any]:
         return self.run.checkpoint
 
-    def env_file(self) -> Path:
-        """The compose env file the preflight chose (setting, else compose label)."""
-        return Path(self.checkpoint["env_file"])
+    def layout(self) -> Layout:
+        """The project as it was when the run started (recorded by the preflight)."""
+        return Layout.from_dict(self.checkpoint["layout"])
 
-    def container_names(self) -> dict[str, str]:
-        """Container name -> service, for the services this run changes."""
-        return dict(self.checkpoint.get("containers") or {})
+    def target(self) -> Layout:
+        """The project the run moves to (recorded by the apply step)."""
+        return Layout.from_dict(self.checkpoint["target"])
+
+    def snapshot_file(self) -> Path:
+        """Where the project's files as they were before the run are kept."""
+        return Path(self.checkpoint["snapshot"])
 
     def image_for_reference(self, reference: str) -> str:
         """What to run for ``reference``: as fetched (an offline image's id) or itself."""

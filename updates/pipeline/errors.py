@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from clms_updates.manifest.compose import Setting
+
 
 class StepFailed(Exception):
     """A step could not do its work; the run fails or rolls back.
@@ -21,3 +23,16 @@ class StepFailed(Exception):
 
 class LeaseLost(Exception):
     """Another worker took the run over (this one was thought dead); stop touching it."""
+
+
+class NeedsInput(Exception):
+    """The release needs settings the school has not given: the run waits for them."""
+
+    def __init__(self, missing: list[Setting]) -> None:
+        names = ", ".join(s.name for s in missing)
+        super().__init__(
+            f"CLMS needs your input before it can update: {names}. Give the values "
+            "on the Updates page (or PUT /api/updates/settings); the update then "
+            "goes ahead."
+        )
+        self.missing = missing

@@ -13,9 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import semver
-from django.conf import settings
 
-from clms_updates.manifest import HealthCheck, ManifestError, Migration, parse_version
+from clms_updates.manifest import (
+    HealthCheck,
+    ManifestError,
+    Migration,
+    ReleaseManifest,
+    parse_version,
+)
 from updates import trust
 from updates.models import AgentState, UpdateRun
 from updates.pipeline.errors import StepFailed
@@ -24,13 +29,25 @@ from updates.pipeline.health import for_version
 
 @dataclass(frozen=True)
 class Plan:
-    """The target of a run."""
+    """The target of a run.
+
+    An update carries its verified ``manifest`` (a format-2 one brings its whole
+    compose project); a rollback run brings back the project saved before the
+    update it undoes (``restore_from``, that update's run id).
+    """
 
     to_version: str
     images: dict[str, str]
     health: HealthCheck
     migration: Migration | None
     min_version: str | None = None
+    manifest: ReleaseManifest | None = None
+    restore_from: int | None = None
+
+    @property
+    def backward_compatible(self) -> bool:
+        """The release says the previous version runs on its migrated schema."""
+        return bool(self.migration and self.migration.backward_compatible)
 
     @property
     def references(self) -> list[str]:
@@ -62,6 +79,7 @@ def plan_for(run: UpdateRun) -> Plan:
         health=manifest.health,
         migration=manifest.migration,
         min_version=manifest.min_version,
+        manifest=manifest,
     )
 
 
@@ -83,16 +101,16 @@ def update_being_undone(run: UpdateRun) -> UpdateRun | None:
 def _rollback_plan(run: UpdateRun) -> Plan:
     source = update_being_undone(run)
     previous = (source.checkpoint.get("previous") or {}) if source else {}
-    if source is None or not previous:
+    if source is None or not previous or not source.checkpoint.get("snapshot"):
         raise StepFailed(
             "no_previous_version",
-            f"No record of the images CLMS {run.to_version} ran before the update to "
+            f"No record of the project CLMS {run.to_version} ran before the update to "
             f"{run.from_version}, so it cannot be brought back automatically; nothing "
-            "was changed. Restore it by hand from the compose env file's history.",
+            "was changed. Restore it by hand from a copy of the compose project.",
         )
-    images: dict[str, str] = {}
-    for item in previous.values():
-        images.setdefault(item["service"], item["image"])
+    images: dict[str, str] = {
+        service: str(item["image_id"]) for service, item in previous.items()
+    }
     health = HealthCheck()
     if source.release is not None:
         # The check was written for the version being undone; the older one
@@ -102,7 +120,13 @@ def _rollback_plan(run: UpdateRun) -> Plan:
             written_for=run.from_version,
             version=run.to_version,
         )
-    return Plan(to_version=run.to_version, images=images, health=health, migration=None)
+    return Plan(
+        to_version=run.to_version,
+        images=images,
+        health=health,
+        migration=None,
+        restore_from=source.pk,
+    )
 
 
 def check_version_rules(run: UpdateRun, plan: Plan) -> None:
@@ -130,10 +154,3 @@ def check_version_rules(run: UpdateRun, plan: Plan) -> None:
             f"Run {run.pk} was planned from CLMS {run.from_version} but {installed} "
             "is installed now; schedule it again. Nothing was changed.",
         )
-
-
-def image_variable(service: str) -> str:
-    """The compose env file variable holding ``service``'s image reference."""
-    return settings.CLMS_COMPOSE_IMAGE_VARIABLES.get(
-        service, f"CLMS_{service.upper().replace('-', '_')}_IMAGE"
-    )

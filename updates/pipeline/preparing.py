@@ -18,15 +18,15 @@ from django.conf import settings
 from backups import operations as backups
 from backups.errors import BackupError
 from backups.models import Backup
+from clms_updates import composecli as cli
 from updates import offline, runtime
+from updates.compose import policy, project, stack, targets, values
 from updates.models import UpdateRun
 from updates.pipeline import health, maintenance
 from updates.pipeline.context import Context
-from updates.pipeline.errors import StepFailed
-from updates.pipeline.plan import check_version_rules, image_variable
+from updates.pipeline.errors import NeedsInput, StepFailed
+from updates.pipeline.plan import check_version_rules
 from updates.pipeline.records import save_checkpoint
-
-ENV_FILE_LABEL = "com.docker.compose.project.environment_file"
 
 
 def hold_name(run: UpdateRun) -> str:
@@ -40,29 +40,33 @@ def hold_name(run: UpdateRun) -> str:
 
 
 def preflight(ctx: Context) -> str:
-    """Engine, services, env file, disk, backup target and current health are fine."""
+    """Engine, compose, the project, the release's settings and policy, disk,
+    backup target and current health are fine; nothing is changed here."""
     client = ctx.client
     try:
         engine = runtime.engine_version(client)
     except runtime.DockerUnavailable as e:
         raise StepFailed("docker_unavailable", str(e), transient=True) from None
     try:
-        services = runtime.find_services(client, ctx.project)
-    except runtime.ServicesNotFound as e:
-        raise StepFailed("services_not_found", f"{e} Nothing was changed.") from None
-    missing = sorted(set(ctx.plan.images) - set(services))
-    if missing:
+        compose = cli.find_cli()
+    except cli.ComposeUnavailable as e:
+        raise StepFailed("compose_missing", f"{e} Nothing was changed.") from None
+    running = stack.service_containers(client, ctx.project)
+    if not running:
         raise StepFailed(
-            "service_missing",
-            f"The release updates the service(s) {', '.join(missing)}, which the "
-            f"compose project {ctx.project!r} does not run (it runs "
-            f"{', '.join(services)}). Check CLMS_COMPOSE_PROJECT; nothing was changed.",
+            "services_not_found",
+            f"No container carries the label com.docker.compose.project={ctx.project}. "
+            "Check that the CLMS stack is running and that CLMS_COMPOSE_PROJECT is the "
+            "name `docker compose ls` shows. Nothing was changed.",
         )
-    containers = {
-        c.name: service for service in ctx.plan.images for c in services[service]
-    }
-    env_file = _env_file(services)
-    _check_variables(ctx)
+    labels = [c.labels for containers in running.values() for c in containers]
+    try:
+        layout = project.current_layout(labels)
+    except project.ProjectError as e:
+        raise StepFailed("project_unknown", str(e)) from None
+    _check_services(ctx, running)
+    _check_settings(ctx, layout)
+    _check_policy(ctx, layout)
     _check_disk(client)
     try:
         backups.check_target_writable()
@@ -73,71 +77,91 @@ def preflight(ctx: Context) -> str:
             "Nothing was changed.",
         ) from None
     if ctx.run.kind == UpdateRun.Kind.UPDATE:
-        spec = health.for_version(
-            replace(ctx.plan.health, successes=1),
-            written_for=ctx.plan.to_version,
-            version=ctx.run.from_version,
-        )
-        try:
-            health.wait_healthy(
-                spec,
-                expect_version=ctx.run.from_version,
-                timeout_seconds=settings.UPDATES_PREFLIGHT_HEALTH_SECONDS,
-                code="stack_unhealthy",
-            )
-        except StepFailed as e:
-            raise StepFailed(
-                "stack_unhealthy",
-                f"CLMS {ctx.run.from_version} is not healthy before the update "
-                f"({e.message}) An update now could not tell its own failure from "
-                "this one; fix the stack first. Nothing was changed.",
-            ) from None
-    save_checkpoint(ctx.run, containers=containers, env_file=str(env_file))
+        _check_current_health(ctx)
+    previous = {
+        service: {
+            "image": c.attrs["Config"].get("Image", ""),
+            "image_id": c.attrs["Image"],
+        }
+        for service, containers in running.items()
+        for c in containers[:1]
+    }
+    save_checkpoint(ctx.run, layout=layout.as_dict(), previous=previous)
+    drift = stack.drift(layout, client)
+    note = f"; it undoes hand edits: {'; '.join(drift)}" if drift else ""
+    adopted = "" if layout.managed else " (not adopted yet)"
     return (
-        f"Docker {engine['version']}; services {', '.join(sorted(set(containers.values())))}; "
-        f"env file {env_file}"
+        f"Docker {engine['version']}, {compose.label}; project {layout.name} in "
+        f"{layout.directory}{adopted}; services {', '.join(sorted(running))}{note}"
     )
 
 
-def _env_file(services: dict[str, list[docker.models.containers.Container]]) -> Path:
-    configured = settings.CLMS_COMPOSE_ENV_FILE
-    if configured:
-        path = Path(configured)
-    else:
-        labels = {
-            c.labels.get(ENV_FILE_LABEL, "") for cs in services.values() for c in cs
-        }
-        labels.discard("")
-        if len(labels) != 1:
-            raise StepFailed(
-                "env_file_unknown",
-                "The compose env file of the CLMS stack is not known, so a later "
-                "`docker compose up` would undo the update. Set CLMS_COMPOSE_ENV_FILE "
-                "to the stack's env file. Nothing was changed.",
-            )
-        path = Path(labels.pop())
-    if not path.is_file():
+def _check_services(ctx: Context, running: dict[str, list[object]]) -> None:
+    """An image-only release can only change services that run already."""
+    manifest = ctx.plan.manifest
+    if ctx.plan.restore_from is not None or (manifest and manifest.compose):
+        return
+    missing = sorted(set(ctx.plan.images) - set(running))
+    if missing:
         raise StepFailed(
-            "env_file_missing",
-            f"The compose env file {path} does not exist, so a later `docker compose "
-            "up` would undo the update. Set CLMS_COMPOSE_ENV_FILE to the stack's env "
-            "file. Nothing was changed.",
+            "service_missing",
+            f"The release updates the service(s) {', '.join(missing)}, which the "
+            f"compose project {ctx.project!r} does not run (it runs "
+            f"{', '.join(sorted(running))}). An image-only release cannot add "
+            "services; check CLMS_COMPOSE_PROJECT. Nothing was changed.",
         )
-    return path
 
 
-def _check_variables(ctx: Context) -> None:
-    """Two services sharing one env variable must get the same image."""
-    chosen: dict[str, str] = {}
-    for service, reference in ctx.plan.images.items():
-        variable = image_variable(service)
-        if chosen.setdefault(variable, reference) != reference:
-            raise StepFailed(
-                "env_variable_conflict",
-                f"Services share the env variable {variable} but the release gives "
-                "them different images; map each to its own variable with "
-                "CLMS_COMPOSE_IMAGE_VARIABLES. Nothing was changed.",
-            )
+def _check_settings(ctx: Context, layout: project.Layout) -> None:
+    """Every required setting has a value; else the run waits for the admin."""
+    manifest = ctx.plan.manifest
+    if manifest is None or not manifest.settings:
+        return
+    gaps = values.missing(manifest, project.read_env(layout.env_file))
+    if gaps:
+        raise NeedsInput(gaps)
+
+
+def _check_policy(ctx: Context, layout: project.Layout) -> None:
+    """Stage the release's project and hold it (as compose reads it) to the policy."""
+    manifest = ctx.plan.manifest
+    if ctx.plan.restore_from is not None or manifest is None or not manifest.compose:
+        return
+    try:
+        staged = targets.stage(layout, manifest, ctx.plan.images, run_id=ctx.run.pk)
+        targets.check_policy(staged, manifest)
+    except policy.PolicyRefused as e:
+        raise StepFailed("policy_refused", str(e)) from None
+    except (project.ProjectError, cli.ComposeFailed) as e:
+        raise StepFailed(
+            "project_invalid",
+            f"The release's compose project cannot be used here: {e} Nothing was "
+            "changed.",
+        ) from None
+    finally:
+        targets.discard(layout, ctx.run.pk)
+
+
+def _check_current_health(ctx: Context) -> None:
+    spec = health.for_version(
+        replace(ctx.plan.health, successes=1),
+        written_for=ctx.plan.to_version,
+        version=ctx.run.from_version,
+    )
+    try:
+        health.wait_healthy(
+            spec,
+            expect_version=ctx.run.from_version,
+            timeout_seconds=settings.UPDATES_PREFLIGHT_HEALTH_SECONDS,
+            code="stack_unhealthy",
+        )
+    except StepFailed as e:
+        raise StepFailed(
+            "stack_unhealthy",
+            f"CLMS {ctx.run.from_version} is not healthy before the update "
+            f"({e.message}) An update now could not tell its own failure from "
+            "this one; fix the stack first. Nothing was changed.",
+        ) from None
 
 
 def _check_disk(client: docker.DockerClient) -> None:

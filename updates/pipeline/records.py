@@ -21,6 +21,7 @@ DONE = "done"
 RUNNING = "running"
 FAILED = "failed"
 SKIPPED = "skipped"
+WAITING = "waiting"
 
 
 def step_entry(run: UpdateRun, name: str) -> dict[str, Any] | None:

@@ -1,15 +1,18 @@
-"""Undo a failed run: old containers back, data restored if the migration broke it.
+"""Undo a failed run: the project's files and containers back, and the data.
 
 1. The maintenance flag goes (back) up: nothing is served while data moves.
-2. Each changed container is swapped back for its stopped previous one (or,
-   if that is gone, recreated from the old image); the env file gets the old
-   image references back.
-3. If the migration started and did not finish, the database is restored from
-   the run's verified backup (a half-migrated schema is never left behind). A
-   failed health check or a crashing container needs no restore: migrations
-   only add, and the old version runs on the newer schema.
+2. The project's files are put back exactly as they were before the run and
+   applied with ``docker compose up -d --remove-orphans``: services the failed
+   release added are removed again (their volumes stay), removed ones return,
+   every container is back on its previous image and configuration.
+3. The database is restored from the run's verified backup whenever the
+   migration started and the new version did not end healthy: a half-migrated
+   schema is never left behind, and after a successful migration the restore
+   loses nothing (CLMS was in maintenance, nothing was written meanwhile),
+   unless the release declares its migration backward compatible (the old
+   version runs on the new schema, so the data stays as migrated).
 4. The old version must pass the health check again. If any of this fails the
-   run is ``failed`` and the admins are emailed at once by the runner.
+   run is ``failed`` and the admins are alerted at once by the runner.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from __future__ import annotations
 import logging
 
 import docker
-from django.conf import settings
 
 from backups import operations as backups
 from backups.errors import BackupError
+from clms_updates import composecli as cli
 from clms_updates.actions import Actor
 from updates import runtime
+from updates.compose import project, stack, targets
 from updates.models import UpdateRun
 from updates.pipeline import health, maintenance
 from updates.pipeline.changing import crash_watch
@@ -63,11 +67,11 @@ def roll_back(ctx: Context) -> None:
 
 
 def _data_needs_restore(ctx: Context) -> bool:
-    """The migration started and did not finish: a half-migrated schema stays no more."""
+    """Step 3's rule: the migration ran, unless it finished and is backward compatible."""
     checkpoint = ctx.checkpoint
-    return bool(checkpoint.get("migration_started")) and not checkpoint.get(
-        "migration_done"
-    )
+    if not checkpoint.get("migration_started"):
+        return False
+    return not (checkpoint.get("migration_done") and ctx.plan.backward_compatible)
 
 
 def _run_step(ctx: Context, step: Step) -> None:
@@ -99,37 +103,21 @@ def _run_step(ctx: Context, step: Step) -> None:
     )
 
 
-def _restore_containers(ctx: Context) -> str:
-    client = ctx.client
-    previous = ctx.checkpoint.get("previous") or {}
-    for name, item in sorted(previous.items()):
-        if runtime.previous_container(client, name) is not None:
-            runtime.restore_previous(
-                client, name, stop_timeout=settings.UPDATES_STOP_TIMEOUT_SECONDS
-            )
-            continue
-        try:
-            current = client.containers.get(name)
-        except docker.errors.NotFound:
-            current = None
-        if current is not None and current.attrs["Image"] == item["image_id"]:
-            if current.status != "running":
-                current.start()
-            continue
-        # The stopped copy is gone: recreate the service from its old image.
-        image = item["image"]
-        try:
-            client.images.get(image)
-        except docker.errors.ImageNotFound:
-            image = item["image_id"]
-        runtime.recreate_container(
-            client, name, image, stop_timeout=settings.UPDATES_STOP_TIMEOUT_SECONDS
-        )
-        runtime.remove_previous(client, name)
-    before = ctx.checkpoint.get("env_before") or {}
-    if before and ctx.checkpoint.get("env_file"):
-        runtime.update_env_file(ctx.env_file(), before)
-    return f"{len(previous)} container(s) back on their previous image"
+def _restore_project(ctx: Context) -> str:
+    """Put the project's files back as they were before the run, and apply them."""
+    if "snapshot" not in ctx.checkpoint:
+        # The run stopped before it changed the project: nothing to put back.
+        return "the project was not changed"
+    layout = project.restore(targets.load_snapshot(ctx.snapshot_file()))
+    targets.discard(layout, ctx.run.pk)
+    try:
+        stack.up(layout)
+    except cli.ComposeFailed as e:
+        raise StepFailed(
+            "rollback_apply_failed",
+            f"Applying the previous project failed: {e}\n{e.output[-2000:]}",
+        ) from None
+    return f"the previous project is back ({', '.join(map(str, layout.config_files))})"
 
 
 def _restore_database(ctx: Context) -> str:
@@ -160,8 +148,8 @@ def _check_old_health(ctx: Context) -> str:
 ROLLBACK_STEPS: tuple[Step, ...] = (
     Step(
         "rollback_containers",
-        _restore_containers,
-        "Bringing the previous containers back",
+        _restore_project,
+        "Bringing the previous project and containers back",
         "Start the previous containers",
         share=40,
         seconds=3,

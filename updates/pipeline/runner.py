@@ -18,12 +18,13 @@ from django.conf import settings
 from backups import operations as backups
 from clms_updates import audit, progress
 from clms_updates.manifest import HealthCheck
+from clms_updates.notify import notify
 from clms_updates.queueing import send_now
 from updates import scheduling
 from updates.models import UpdateRun
 from updates.pipeline import maintenance, reporting, rollback
 from updates.pipeline.context import Context
-from updates.pipeline.errors import LeaseLost, StepFailed
+from updates.pipeline.errors import LeaseLost, NeedsInput, StepFailed
 from updates.pipeline.lease import Lease, worker_identity
 from updates.pipeline.lease import take_over as take_lease
 from updates.pipeline.plan import Plan, plan_for
@@ -31,6 +32,7 @@ from updates.pipeline.preparing import hold_name
 from updates.pipeline.records import (
     FAILED,
     SKIPPED,
+    WAITING,
     begin_step,
     end_step,
     is_done,
@@ -112,6 +114,9 @@ def _drive(run: UpdateRun, lease: Lease, *, resumed: bool) -> None:
         run.succeed()
     except LeaseLost:
         raise
+    except NeedsInput as e:
+        _wait_for_input(run, current, e)
+        return
     except StepFailed as e:
         _record_failure(run, current, e)
         _on_failure(ctx, e)
@@ -205,6 +210,16 @@ def _record_failure(run: UpdateRun, step: str, failure: StepFailed) -> None:
         f"{step} failed: {failure.message}",
         status=FAILED,
         detail=failure.message,
+    )
+
+
+def _wait_for_input(run: UpdateRun, step: str, needs: NeedsInput) -> None:
+    """The release needs settings: the run waits (it keeps its slot), admins are told."""
+    end_step(run, step, str(needs), status=WAITING, detail=str(needs))
+    run.wait_for_input(str(needs))
+    notify(
+        "needs_input",
+        {"run": run, "missing": needs.missing, "version": run.to_version},
     )
 
 

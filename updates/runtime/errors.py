@@ -21,19 +21,3 @@ class ImageNotAvailable(DockerRuntimeError):
 
 class ImageMismatch(DockerRuntimeError):
     """The image in the engine does not carry the digest the release names."""
-
-
-class ServicesNotFound(DockerRuntimeError):
-    """No container of the compose project (or of the named service) exists."""
-
-
-class RecreateFailed(DockerRuntimeError):
-    """A service's new container could not be created or started (the old one is back)."""
-
-
-class NoPreviousContainer(DockerRuntimeError):
-    """There is no ``<name>-previous`` container to bring back."""
-
-
-class EnvFileError(DockerRuntimeError):
-    """The compose env file could not be updated (it was left unchanged)."""

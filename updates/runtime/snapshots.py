@@ -1,9 +1,12 @@
-"""Snapshot a container's configuration and create containers from a snapshot.
+"""Snapshot a container's configuration, and create a one-off container from it.
 
 A snapshot is the engine's own create-API data taken from ``docker inspect``,
-with what the old image supplied by default taken out (so a new image's
-defaults apply) and anonymous volumes named (so their data carries over). It
-is plain JSON data: the pipeline can store it with the run.
+with what the image supplied by default taken out and anonymous volumes
+named. The migration's one-off container is made from the snapshot of the
+service's own container (which compose created), because Debian's
+docker-compose 1.29 cannot ``run`` a one-off container on host networking
+("host type networking can't be used with links"); service containers
+themselves are only ever made by compose.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from docker.models.containers import Container
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
-PREVIOUS_SUFFIX = "-previous"
 # Config keys whose value, when equal to the image's own, is left to the new image.
 _IMAGE_DEFAULTS = (
     "Cmd",

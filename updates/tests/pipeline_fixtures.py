@@ -153,7 +153,10 @@ def agent_stack(  # type: ignore[no-untyped-def]
     settings.UPDATES_VENDOR_KEY_FINGERPRINTS = [fingerprint]
     settings.UPDATES_VENDOR_URL = ""
     settings.CLMS_COMPOSE_PROJECT = stack.project
+    settings.CLMS_PROJECT_DIR = str(stack.env_file.parent)
     settings.CLMS_COMPOSE_ENV_FILE = str(stack.env_file)
+    # The demo stack shares the host's network (its database is on loopback).
+    settings.CLMS_COMPOSE_ALLOW = ["network_mode:host"]
     settings.CLMS_STATE_DIR = stack.state_dir
     settings.CLMS_APP_URL = stack.url
     settings.CLMS_DATABASE_URL = demo_database

@@ -23,8 +23,9 @@ from backups.models import Backup
 from clms_updates import manifest as m
 from clms_updates.actions import Actor
 from clms_updates.models import AuditEntry
-from devtools.demo_stack import health
+from devtools.demo_stack import health, service_container
 from updates import actions, pipeline, runtime, tasks
+from updates.compose import stack as compose_stack
 from updates.models import AgentState, UpdateRun
 from updates.pipeline import maintenance
 from updates.pipeline.lease import take_over
@@ -68,7 +69,7 @@ def container_images(stack: AgentStack) -> dict[str, str]:
     client = runtime.docker_client()
     return {
         c.name: c.attrs["Config"]["Image"]
-        for cs in runtime.find_services(client, stack.project).values()
+        for cs in compose_stack.service_containers(client, stack.project).values()
         for c in cs
     }
 
@@ -91,7 +92,15 @@ def test_an_update_moves_the_stack_to_the_new_version_with_a_verified_backup(
     assert set(container_images(agent_stack).values()) == {image}
     assert f"CLMS_APP_IMAGE={image}" in agent_stack.stack.env_file.read_text()
     client = runtime.docker_client()
-    assert runtime.previous_container(client, f"{agent_stack.project}-app-1") is None
+    # Compose made the containers: nothing else of the project is left around.
+    everything = client.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={agent_stack.project}"}
+    )
+    assert sorted(c.labels["com.docker.compose.service"] for c in everything) == [
+        "app",
+        "worker",
+    ]
+    assert all(c.status == "running" for c in everything)
     backup = Backup.objects.get(pk=run.backup_id)
     assert backup.status == Backup.Status.VERIFIED
     assert backup.hold == ""
@@ -113,8 +122,9 @@ def test_an_unhealthy_release_is_rolled_back_to_the_old_containers(
     assert run.error_code == "health_check_failed"
     assert "status='failing'" in run.error_message
     names = [s["name"] for s in run.steps]
-    assert names[-2:] == ["rollback_containers", "rollback_health"]
-    assert "rollback_database" not in names
+    # The migration ran and the new version never became healthy: the data
+    # goes back too (nothing was written meanwhile, CLMS being in maintenance).
+    assert names[-3:] == ["rollback_containers", "rollback_database", "rollback_health"]
     assert container_images(agent_stack) == images_before
     assert health(agent_stack.stack.health_url)[1]["version"] == "1.0.0"
     assert library_rows(agent_stack.database_url) == rows_before
@@ -217,7 +227,7 @@ def test_a_container_that_crashes_at_start_is_rolled_back_without_waiting_out_th
 def test_an_unhealthy_stack_is_not_touched(agent_stack: AgentStack, settings) -> None:  # type: ignore[no-untyped-def]
     settings.UPDATES_PREFLIGHT_HEALTH_SECONDS = 2
     client = runtime.docker_client()
-    client.containers.get(f"{agent_stack.project}-app-1").stop(timeout=2)
+    service_container(client, agent_stack.project, "app").stop(timeout=2)
     release = agent_stack.release_for("1.0.1")
 
     run = run_now(release)
