@@ -90,12 +90,21 @@ class School:
         tag: str,
         *,
         migration: list[str] | None = None,
+        compose: str = "",
         **health: Any,
     ) -> Release:
-        """Publish ``version`` on the vendor server naming the demo image ``tag``."""
+        """Publish ``version`` on the vendor server naming the demo image ``tag``.
+
+        With ``compose`` (a compose file from ``devtools.demo_stack.releases``)
+        the release is that whole project instead of two image swaps.
+        """
         reference = self.images[tag]
-        release = publish(
-            ReleaseDraft(
+        if compose:
+            draft = ReleaseDraft(
+                version=version, changelog=f"Demo {tag}", compose_text=compose
+            )
+        else:
+            draft = ReleaseDraft(
                 version=version,
                 changelog=f"Demo {tag}",
                 images=[
@@ -104,9 +113,8 @@ class School:
                 ],
                 migration={"service": "app", "command": migration or ["migrate"]},
                 health_check={**FAST_HEALTH, **health},
-            ),
-            published_by="e2e",
-        )
+            )
+        release = publish(draft, published_by="e2e")
         indexing.forget_local_caches()
         return release
 
@@ -224,6 +232,8 @@ def school_fixture(  # type: ignore[no-untyped-def]
     agent = {
         "CLMS_COMPOSE_PROJECT": stack.project,
         "CLMS_COMPOSE_ENV_FILE": str(stack.env_file),
+        "CLMS_PROJECT_DIR": str(stack.env_file.parent),
+        "CLMS_COMPOSE_ALLOW": "network_mode:host",
         "CLMS_STATE_DIR": str(stack.state_dir),
         "CLMS_APP_URL": stack.url,
         "CLMS_DATABASE_URL": demo_database,
@@ -252,6 +262,7 @@ def school_fixture(  # type: ignore[no-untyped-def]
         setattr(settings, name, int(agent[name]))
     settings.UPDATES_RUN_LEASE_SECONDS = 4
     settings.UPDATES_SOURCES = ["vendor"]
+    settings.CLMS_COMPOSE_ALLOW = ["network_mode:host"]
     AgentState.objects.update_or_create(pk=1, defaults={"installed_version": "1.0.0"})
     env = {
         **os.environ,

@@ -19,6 +19,7 @@ from devtools.demo_stack import (
     build_and_push,
     health,
     run_command,
+    service_container,
     wait_healthy,
 )
 from devtools.services import free_port
@@ -73,7 +74,7 @@ def test_the_stack_runs_like_a_compose_project_and_answers_health(
     assert status == 200
     assert body["version"] == "1.0.0"
     assert body["database"] == "ok"
-    app = demo_docker.containers.get(f"{demo_stack.project}-app-1")
+    app = service_container(demo_docker, demo_stack.project, "app")
     assert app.labels["com.docker.compose.project"] == demo_stack.project
     assert app.labels["com.docker.compose.service"] == "app"
     host_config = app.attrs["HostConfig"]
@@ -81,7 +82,7 @@ def test_the_stack_runs_like_a_compose_project_and_answers_health(
     assert host_config["Init"] is True
     assert host_config["RestartPolicy"]["Name"] == "unless-stopped"
     assert [m["Source"] for m in app.attrs["Mounts"]] == [str(demo_stack.state_dir)]
-    worker = demo_docker.containers.get(f"{demo_stack.project}-worker-1")
+    worker = service_container(demo_docker, demo_stack.project, "worker")
     assert worker.status == "running"
     env_lines = demo_stack.env_file.read_text().splitlines()
     assert f"{IMAGE_VARIABLE}={demo_stack.image_ref}" in env_lines
@@ -173,7 +174,7 @@ def test_enforcement_blocks_with_423_and_fails_open_when_unreachable(
         server.shutdown()
         server.server_close()
     assert request(f"{stack.url}/books")[0] == 200
-    logs = demo_docker.containers.get(f"{stack.project}-app-1").logs().decode()
+    logs = service_container(demo_docker, stack.project, "app").logs().decode()
     assert "fail open" in logs
 
 
@@ -223,7 +224,7 @@ def test_the_broken_variants_fail_the_way_they_are_named(start_demo_stack, demo_
     assert (status, body["status"], body["database"]) == (503, "failing", "ok")
 
     crash = start_demo_stack("1.1.0-crash", seeded=False)
-    container = demo_docker.containers.get(f"{crash.project}-app-1")
+    container = service_container(demo_docker, crash.project, "app")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         container.reload()

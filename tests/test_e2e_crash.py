@@ -8,6 +8,7 @@ import pytest
 
 from clms_updates.actions import Actor
 from devtools.demo_stack import health
+from devtools.demo_stack.stack import project_containers, service_container
 from tests.e2e_support import School, school_fixture  # noqa: F401  (fixture)
 from updates import actions, checking, runtime, tasks
 from updates.models import AgentState, UpdateCheck, UpdateRun
@@ -50,11 +51,13 @@ def _finished_on_the_new_version(school: School, run: UpdateRun, rows) -> None: 
     assert library_rows(school.database_url) == rows
     assert maintenance.current() is None
     client = runtime.docker_client()
-    names = {c.name for c in client.containers.list(all=True)}
-    project = school.stack.project
-    assert {f"{project}-app-1", f"{project}-worker-1"} <= names
-    assert not {n for n in names if n.startswith(project) and "previous" in n}
-    assert not {n for n in names if n.endswith("-migrate")}
+    containers = project_containers(client, school.stack.project)
+    services = sorted(c.labels["com.docker.compose.service"] for c in containers)
+    assert services == ["app", "worker"]
+    assert all(c.status == "running" for c in containers)
+    assert not [
+        c.name for c in client.containers.list(all=True) if "-migrate" in c.name
+    ]
     assert UpdateReport.objects.get(run_id=run.pk).outcome == "succeeded"
 
 
@@ -64,13 +67,11 @@ def test_a_worker_killed_in_the_middle_of_apply_is_finished_by_the_next_one(
     rows = library_rows(school.database_url)
     first = school.start_worker()
     run = _start_update(school)
-    # One container is on the new image, the other not yet.
+    # The new project is written and compose is about to apply it.
     school.wait_for_run(
         run.pk,
         timeout=90,
-        until=lambda r: (
-            r.current_step == "apply" and len(r.checkpoint.get("applied", [])) == 1
-        ),
+        until=lambda r: r.current_step == "apply" and "target" in r.checkpoint,
     )
     first.kill()
     run.refresh_from_db()
@@ -92,7 +93,8 @@ def test_a_worker_killed_in_the_middle_of_the_migration_is_finished_by_the_next_
     first = school.start_worker()
     run = _start_update(school)
     client = runtime.docker_client()
-    migrate_name = f"{school.stack.project}-app-1-migrate"
+    app = service_container(client, school.stack.project, "app")
+    migrate_name = f"{app.name}-migrate-{run.pk}"
 
     def migrating(r: UpdateRun) -> bool:
         if r.current_step != "migrate":

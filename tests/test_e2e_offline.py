@@ -27,6 +27,7 @@ from devtools.demo_stack.images import LOCAL_REPOSITORY
 from devtools.services import Service, start_registry
 from tests.e2e_support import FAST_HEALTH, School, school_fixture  # noqa: F401
 from updates import offline, runtime
+from updates.compose import stack
 from updates.models import AgentState, AvailableRelease, OfflineBundle, UpdateRun
 from updates.pipeline import execute_run
 from vendor_server.publishing import ReleaseDraft, publish
@@ -142,7 +143,7 @@ def test_a_bundle_on_a_usb_stick_updates_an_installation_with_no_connection(
         assert AgentState.load().installed_version == "1.0.2"
         status, body = health(school.stack.health_url)
         assert (status, body["version"], body["status"]) == (200, "1.0.2", "ok")
-        services = runtime.find_services(client, school.stack.project)
+        services = stack.service_containers(client, school.stack.project)
         assert set(services) >= {"app", "worker"}
         refreshed = OfflineBundle.objects.get(pk=bundle.pk)
         offline.scan_offline_folder()

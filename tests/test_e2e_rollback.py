@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from clms_updates.actions import Actor
-from devtools.demo_stack import health
+from devtools.demo_stack import health, releases
 from tests.e2e_support import School, school_fixture  # noqa: F401  (fixture)
 from updates import actions, checking, tasks
 from updates.models import AgentState, UpdateCheck, UpdateRun
@@ -59,19 +59,33 @@ def original_rows(database_url: str, before: dict) -> dict:  # type: ignore[type
 
 
 @pytest.mark.parametrize(
-    ("tag", "error_code", "database_restored"),
+    ("tag", "error_code", "backward_compatible"),
     [
         ("1.1.0-unhealthy", "health_check_failed", False),
-        ("1.1.0-badmigration", "migration_failed", True),
+        ("1.1.0-badmigration", "migration_failed", False),
         ("1.1.0-crash", "container_crashed", False),
+        ("1.1.0-unhealthy", "health_check_failed", True),
     ],
-    ids=["health-never-passes", "migration-fails", "container-exits"],
+    ids=[
+        "health-never-passes",
+        "migration-fails",
+        "container-exits",
+        "backward-compatible-migration-kept",
+    ],
 )
 def test_a_broken_release_is_rolled_back_with_every_row_intact(
-    school: School, tag: str, error_code: str, database_restored: bool
+    school: School, tag: str, error_code: str, backward_compatible: bool
 ) -> None:
+    """The data comes back whenever the migration ran, unless it is declared compatible."""
     before = every_row(school.database_url)
-    school.publish("1.1.0", tag)
+    if backward_compatible:
+        school.publish(
+            "1.1.0",
+            tag,
+            compose=releases.compose_file(school.images[tag], backward_compatible=True),
+        )
+    else:
+        school.publish("1.1.0", tag)
     check = checking.run_check(trigger=UpdateCheck.Trigger.MANUAL)
     assert check.found_version == "1.1.0", check.reason
     school.start_worker()
@@ -83,6 +97,7 @@ def test_a_broken_release_is_rolled_back_with_every_row_intact(
     assert run.state == UpdateRun.State.ROLLED_BACK, run.log + school.logs()
     assert run.error_code == error_code
     steps = [s["name"] for s in run.steps]
+    database_restored = not backward_compatible
     assert ("rollback_database" in steps) is database_restored
     status, body = health(school.stack.health_url)
     assert (status, body["version"]) == (200, "1.0.0")

@@ -12,6 +12,7 @@ from backups.models import Backup
 from devtools.demo_stack import health
 from tests.e2e_support import School, school_fixture  # noqa: F401  (fixture)
 from updates import runtime, scheduling
+from updates.compose import stack
 from updates.models import AgentState, MaintenanceWindow, UpdateRun
 from updates.pipeline import maintenance
 from updates.tests.pipeline_fixtures import library_rows
@@ -83,7 +84,7 @@ def test_an_update_found_on_the_vendor_server_runs_at_the_chosen_school_time(
     client = runtime.docker_client()
     images = {
         c.name: c.attrs["Config"]["Image"]
-        for cs in runtime.find_services(client, school.stack.project).values()
+        for cs in stack.service_containers(client, school.stack.project).values()
         for c in cs
     }
     assert set(images.values()) == {school.images["1.0.1"]}

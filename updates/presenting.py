@@ -20,7 +20,10 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from clms_updates import health
-from updates import releases, scheduling, withdrawal
+from updates import releases, runtime, scheduling, withdrawal
+from updates.compose import project
+from updates.compose import stack as compose_stack
+from updates.compose.values import SettingState, declared_settings
 from updates.models import (
     AgentState,
     AvailableRelease,
@@ -153,6 +156,8 @@ def manager_context(now: datetime | None = None) -> dict[str, Any]:
         "previous_version": scheduling.previous_version(),
         "school_zone": settings.UPDATES_SCHOOL_TIME_ZONE,
         "backup_target": backup_target_description(),
+        "settings": settings_overview(),
+        "left_volumes": left_volumes(state),
     }
 
 
@@ -361,3 +366,63 @@ def filtered_runs(
         ) + timedelta(days=1)
         runs = runs.filter(created_at__lt=end)
     return runs.order_by(*SORTS.get(sort, SORTS["newest"]))
+
+
+@dataclass(frozen=True)
+class SettingsOverview:
+    """The settings releases ask this school for, and where each value stands."""
+
+    states: list[SettingState]
+    env_file: str
+    override_file: str
+    override_exists: bool
+    problem: str = ""
+
+    @property
+    def missing(self) -> list[SettingState]:
+        return [s for s in self.states if s.missing]
+
+
+def settings_overview() -> SettingsOverview:
+    """What the settings card of the update manager shows (secrets never shown)."""
+    declared = declared_settings()
+    try:
+        layout = compose_stack.locate_school_project()
+    except (project.ProjectError, runtime.DockerUnavailable) as e:
+        return SettingsOverview([], "", "", False, problem=str(e))
+    env = project.read_env(layout.env_file)
+    states = [
+        SettingState(
+            setting,
+            bool(env.get(name)),
+            "" if setting.secret else (env.get(name) or setting.default or ""),
+        )
+        for name, setting in sorted(declared.items())
+    ]
+    return SettingsOverview(
+        states=states,
+        env_file=str(layout.env_file),
+        override_file=str(layout.override_file),
+        override_exists=layout.override_file.is_file(),
+    )
+
+
+def left_volumes(state: AgentState) -> list[dict[str, Any]]:
+    """Volumes of services a release removed, with their size (never deleted)."""
+    if not state.left_volumes:
+        return []
+    try:
+        sizes = compose_stack.project_volumes(
+            runtime.docker_client(), str(settings.CLMS_COMPOSE_PROJECT)
+        )
+    except runtime.DockerUnavailable:
+        sizes = {}
+    return [
+        {
+            "name": name,
+            "left_by": info.get("left_by", ""),
+            "at": _parse_time(info.get("at")),
+            "size": sizes.get(name) if sizes.get(name, -1) >= 0 else None,
+        }
+        for name, info in sorted(state.left_volumes.items())
+    ]

@@ -15,6 +15,7 @@ urlpatterns = [
     path("schedule/", manager.schedule, name="schedule"),
     path("update-now/", manager.update_now, name="update_now"),
     path("banner/dismiss/", manager.dismiss_banner, name="dismiss_banner"),
+    path("settings/", manager.save_settings, name="settings"),
     path("runs/<int:run_id>/", runs.run_detail, name="run"),
     path("runs/<int:run_id>/cancel/", runs.cancel, name="cancel"),
     path("history/", runs.history, name="history"),

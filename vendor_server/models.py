@@ -102,6 +102,11 @@ class Release(models.Model):
     bundle_size = models.BigIntegerField(null=True, blank=True)
     migration = models.JSONField(null=True, blank=True)
     health_check = models.JSONField(default=dict)
+    # A compose release (manifest format 2): the project schools run, the
+    # settings it asks them for, and (a source release) what they build.
+    compose = models.JSONField(null=True, blank=True)
+    settings = models.JSONField(default=list, blank=True)
+    source = models.JSONField(null=True, blank=True)
     published_at = models.DateTimeField(default=timezone.now)
     published_by = models.CharField(max_length=150, blank=True)
     manifest_json = models.TextField(editable=False)

@@ -32,10 +32,16 @@ from clms_updates.manifest import (
     parse_version,
     verify_detached,
 )
+from clms_updates.manifest.compose import (
+    ComposeError,
+    from_compose_file,
+    service_images,
+)
+from clms_updates.manifest.compose import services as compose_services
 from clms_updates.manifest.schema import CHANNELS, parse_time
-from vendor_server import indexing, keys, registry
+from vendor_server import compose_check, indexing, keys, registry
 from vendor_server.models import Release
-from vendor_server.releases import sign_release
+from vendor_server.releases import build_manifest, sign_release
 
 BUNDLE_MANIFEST = "manifest.json"
 BUNDLE_SIGNATURE = "manifest.json.asc"
@@ -68,10 +74,25 @@ class ReleaseDraft:
     bundle_path: Path | None = None
     bundle_name: str = ""
     product: str = ""
+    # A compose release: the vendor's compose file (with its x-clms-* parts);
+    # with ``resolve_tags`` an image given by tag is pinned to the registry's
+    # digest (shown before signing: ``pinned``).
+    compose_text: str = ""
+    resolve_tags: bool = False
+    source: dict[str, Any] | None = None
+    # Filled by ``validate`` from ``compose_text``.
+    compose: dict[str, Any] | None = None
+    settings: list[dict[str, Any]] = field(default_factory=list)
+    pinned: list[str] = field(default_factory=list)
 
     @classmethod
     def from_manifest_file(
-        cls, data: dict[str, Any], bundle_path: Path | None = None
+        cls,
+        data: dict[str, Any],
+        bundle_path: Path | None = None,
+        *,
+        compose_text: str = "",
+        resolve_tags: bool = False,
     ) -> ReleaseDraft:
         """A draft from a manifest-like JSON object (``publish_release --manifest``)."""
         if not isinstance(data, dict):
@@ -94,6 +115,7 @@ class ReleaseDraft:
             "released_at",
             "expires",
             "bundle",
+            "source",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -120,6 +142,9 @@ class ReleaseDraft:
             bundle_path=bundle_path,
             bundle_name=bundle_path.name if bundle_path else "",
             product=str(data.get("product") or ""),
+            compose_text=compose_text,
+            resolve_tags=resolve_tags,
+            source=data.get("source") or None,
         )
 
 
@@ -161,13 +186,21 @@ def validate(draft: ReleaseDraft, *, now: datetime) -> list[str]:
         )
     if not 0 <= draft.rollout_percent <= 100:
         problems.append("the rollout percentage must be from 0 to 100")
+    if draft.compose_text:
+        _prepare_compose(draft, problems)
     images = _validate_images(draft, problems)
     if draft.migration:
         try:
             migration = Migration.from_dict(draft.migration, "migration")
-            if migration.service not in {i.service for i in images}:
+            runs = (
+                set(compose_services(draft.compose))
+                if draft.compose is not None
+                else {i.service for i in images}
+            )
+            if migration.service not in runs:
                 problems.append(
-                    f"migration service {migration.service!r} is not one of the images"
+                    f"migration service {migration.service!r} is not one of the "
+                    "release's services"
                 )
         except ManifestError as e:
             problems.append(str(e))
@@ -178,11 +211,68 @@ def validate(draft: ReleaseDraft, *, now: datetime) -> list[str]:
             problems.append(str(e))
     if draft.bundle_path is not None:
         problems.extend(_validate_bundle(draft, images))
+    if draft.compose is not None and not problems:
+        problems.extend(_check_manifest(draft, now=now))
     return problems
 
 
+def _prepare_compose(draft: ReleaseDraft, problems: list[str]) -> None:
+    """Read the compose file into the draft: project, settings, migration, health."""
+    try:
+        release = from_compose_file(draft.compose_text)
+    except ComposeError as e:
+        problems.append(str(e))
+        return
+    project = release.project
+    built = set((draft.source or {}).get("services") or [])
+    for name, spec in compose_services(project).items():
+        image = str(spec.get("image", "")) if isinstance(spec, dict) else ""
+        if name in built or not image or "@" in image:
+            continue
+        if not draft.resolve_tags:
+            problems.append(
+                f"compose.services.{name}.image: {image!r} is a tag, not a digest; pin "
+                "it (repository@sha256:…) or ask to resolve tags against the registry "
+                "(the pinned digests are shown before anything is signed)"
+            )
+            continue
+        try:
+            pinned = registry.resolve_tag(image)
+        except registry.RegistryError as e:
+            problems.append(str(e))
+            continue
+        spec["image"] = pinned
+        draft.pinned.append(f"{name}: {image} -> {pinned}")
+    if draft.images:
+        problems.append(
+            "give the images in the compose file only (a compose release's images "
+            "are its services' images)"
+        )
+    draft.images = [
+        {"service": name, "reference": image}
+        for name, image in sorted(service_images(project).items())
+        if name not in built
+    ]
+    draft.compose = project
+    draft.settings = [s.to_dict() for s in release.settings]
+    if release.migration is not None:
+        draft.migration = release.migration
+    if release.health is not None:
+        draft.health_check = release.health
+
+
+def _check_manifest(draft: ReleaseDraft, *, now: datetime) -> list[str]:
+    """The manifest this draft makes is valid, and compose itself can read the project."""
+    release = _release_for(draft, now=now, published_by="")
+    try:
+        manifest = build_manifest(release, signed_at=now)
+    except (ManifestError, ComposeError) as e:
+        return [str(e)]
+    return compose_check.problems(manifest)
+
+
 def _validate_images(draft: ReleaseDraft, problems: list[str]) -> list[Image]:
-    if not draft.images:
+    if not draft.images and draft.source is None:
         problems.append(
             "a release needs at least one image (service and reference@digest)"
         )
@@ -258,16 +348,9 @@ def _validate_bundle(draft: ReleaseDraft, images: list[Image]) -> list[str]:
     ]
 
 
-def publish(draft: ReleaseDraft, *, published_by: str = "") -> Release:
-    """Validate ``draft`` and publish it: signed manifest, bundle, index bump.
-
-    Raises ``PublishError`` listing every problem; nothing is written then.
-    """
-    now = timezone.now()
-    problems = validate(draft, now=now)
-    if problems:
-        raise PublishError(problems)
-    release = Release(
+def _release_for(draft: ReleaseDraft, *, now: datetime, published_by: str) -> Release:
+    """The (unsaved, unsigned) row a valid draft becomes."""
+    return Release(
         product=draft.product or settings.VENDOR_PRODUCT,
         version=draft.version,
         channel=draft.channel,
@@ -279,9 +362,24 @@ def publish(draft: ReleaseDraft, *, published_by: str = "") -> Release:
         images=[Image.from_dict(i, "images").to_dict() for i in draft.images],
         migration=draft.migration or None,
         health_check=draft.health_check or HealthCheck().to_dict(),
+        compose=draft.compose,
+        settings=draft.settings,
+        source=draft.source,
         published_at=now,
         published_by=published_by,
     )
+
+
+def publish(draft: ReleaseDraft, *, published_by: str = "") -> Release:
+    """Validate ``draft`` and publish it: signed manifest, bundle, index bump.
+
+    Raises ``PublishError`` listing every problem; nothing is written then.
+    """
+    now = timezone.now()
+    problems = validate(draft, now=now)
+    if problems:
+        raise PublishError(problems)
+    release = _release_for(draft, now=now, published_by=published_by)
     target: Path | None = None
     if draft.bundle_path is not None:
         name = draft.bundle_name or f"clms-{draft.version}.zip"

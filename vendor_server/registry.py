@@ -85,9 +85,24 @@ def _bearer_token(session: requests.Session, challenge: str) -> str | None:
     return str(token) if token else None
 
 
-def _request(method: str, reference: str, accept: tuple[str, ...]) -> requests.Response:
+def split_tagged(reference: str) -> tuple[str, str, str]:
+    """``host[:port]/repo:tag`` (no digest) -> (host, repository path, tag)."""
+    name, tag = reference, "latest"
+    last = reference.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = reference.rsplit(":", 1)
+    host, repository, _ = split_reference(name + "@")
+    return host, repository, tag
+
+
+def _request(
+    method: str, reference: str, accept: tuple[str, ...], *, tagged: bool = False
+) -> requests.Response:
     """``method`` the manifest of ``reference``, following a bearer challenge once."""
-    host, repository, digest = split_reference(reference)
+    if tagged:
+        host, repository, digest = split_tagged(reference)
+    else:
+        host, repository, digest = split_reference(reference)
     url = f"{base_url(host)}/v2/{repository}/manifests/{digest}"
     session = requests.Session()
     if settings.VENDOR_REGISTRY_USERNAME:
@@ -127,6 +142,18 @@ def _request(method: str, reference: str, accept: tuple[str, ...]) -> requests.R
     raise RegistryError(
         f"image {reference}: the registry {host} answered HTTP {answer.status_code}"
     )
+
+
+def resolve_tag(reference: str) -> str:
+    """Pin ``repo:tag`` to the digest the registry holds for it now (``repo@sha256:…``)."""
+    answer = _request("HEAD", reference, ANY_MANIFEST_TYPES, tagged=True)
+    digest = answer.headers.get("Docker-Content-Digest", "")
+    if not digest.startswith("sha256:") or len(digest) != 71:
+        answer = _request("GET", reference, ANY_MANIFEST_TYPES, tagged=True)
+        digest = "sha256:" + hashlib.sha256(answer.content).hexdigest()
+    host, repository, _ = split_tagged(reference)
+    prefix = "" if host == DOCKER_HUB else f"{host}/"
+    return f"{prefix}{repository}@{digest}"
 
 
 def check_image(reference: str) -> None:

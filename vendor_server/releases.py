@@ -18,6 +18,8 @@ from clms_updates.manifest import (
     ReleaseManifest,
     sha256_hex,
 )
+from clms_updates.manifest.compose import Setting
+from clms_updates.manifest.schema import SourceBuild
 from vendor_server import keys
 from vendor_server.models import Outcome, Release
 
@@ -31,7 +33,16 @@ def build_manifest(release: Release, *, signed_at: datetime) -> ReleaseManifest:
             sha256=release.bundle_sha256,
             size=int(release.bundle_size or 0),
         )
+    compose = release.compose or None
     return ReleaseManifest(
+        compose=compose,
+        settings=tuple(
+            Setting.from_dict(item, f"settings[{i}]")
+            for i, item in enumerate(release.settings or [])
+        ),
+        source=SourceBuild.from_dict(release.source, "source")
+        if release.source
+        else None,
         product=release.product,
         version=release.version,
         channel=release.channel,

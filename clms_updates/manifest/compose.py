@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 IMAGE_BY_DIGEST = re.compile(
     r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
     r"@sha256:[0-9a-f]{64}$"
@@ -266,4 +268,60 @@ def diff_projects(
         ),
         volumes_added=tuple(sorted(new_volumes - old_volumes)),
         volumes_dropped=tuple(sorted(old_volumes - new_volumes)),
+    )
+
+
+@dataclass(frozen=True)
+class ComposeRelease:
+    """A vendor's compose file, split into the project and the x-clms extensions."""
+
+    project: dict[str, Any]
+    settings: tuple[Setting, ...]
+    migration: dict[str, Any] | None
+    health: dict[str, Any] | None
+
+
+def from_compose_file(text: str) -> ComposeRelease:
+    """Read a vendor's compose file (YAML); raise ``ComposeError`` saying what is wrong.
+
+    Top-level ``x-`` keys other than the ``x-clms-*`` extensions are YAML
+    helpers (anchors) and are dropped once merged; so is ``version``.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ComposeError(f"the compose file is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ComposeError("the compose file must be a mapping (services: …)")
+    raw_settings = data.get("x-clms-settings") or {}
+    if isinstance(raw_settings, dict):
+        raw_settings = [
+            {"name": name, **(spec or {})} for name, spec in raw_settings.items()
+        ]
+    if not isinstance(raw_settings, list):
+        raise ComposeError("x-clms-settings: expected a mapping of NAME: {…}")
+    settings = tuple(
+        Setting.from_dict(normalise(item), f"x-clms-settings[{i}]")
+        for i, item in enumerate(raw_settings)
+    )
+    migration = data.get("x-clms-migration")
+    if migration is not None:
+        if not isinstance(migration, dict):
+            raise ComposeError("x-clms-migration: expected {service, command}")
+        command = migration.get("command")
+        if isinstance(command, str):
+            migration = {**migration, "command": command.split()}
+    health = data.get("x-clms-health")
+    if health is not None and not isinstance(health, dict):
+        raise ComposeError("x-clms-health: expected a mapping (path, expected_status …)")
+    project = {
+        key: value
+        for key, value in data.items()
+        if not str(key).startswith("x-") and key != "version"
+    }
+    return ComposeRelease(
+        project=normalise(project),
+        settings=settings,
+        migration=normalise(migration) if migration else None,
+        health=normalise(health) if health else None,
     )

@@ -13,13 +13,16 @@ rule and what to do; nothing has changed then.
   ``move_critical_update``, ``plan_critical_update`` and ``enforcement_tick``
   (beat), ``expire_overrides``;
 - the agent: ``check_for_updates``, ``scan_offline``, ``download_bundle``,
-  ``replace_windows``, ``replace_blackouts``, ``dismiss_banner``.
+  ``replace_windows``, ``replace_blackouts``, ``dismiss_banner``,
+  ``provide_settings`` (the values a release asks the school for).
 """
 
 from updates.actions.agent import (
     check_for_updates,
+    declared_settings,
     dismiss_banner,
     download_bundle,
+    provide_settings,
     replace_blackouts,
     replace_windows,
     scan_offline,
@@ -49,6 +52,7 @@ __all__ = [
     "apply_bundle",
     "cancel_run",
     "check_for_updates",
+    "declared_settings",
     "dismiss_banner",
     "download_bundle",
     "enforcement_tick",
@@ -59,6 +63,7 @@ __all__ = [
     "plan_roll_back",
     "plan_schedule",
     "plan_update_now",
+    "provide_settings",
     "replace_blackouts",
     "replace_windows",
     "revoke_override",

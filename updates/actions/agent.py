@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -16,9 +17,13 @@ from django.db import models, transaction
 
 from clms_updates import audit
 from clms_updates.actions import ActionRefused, Actor
-from updates import checking
+from updates import checking, runtime, scheduling
 from updates.actions import rules
-from updates.actions.runs import cancel_run
+from updates.actions.runs import cancel_run, start_if_due
+from updates.compose import project
+from updates.compose import stack as compose_stack
+from updates.compose.values import declared_settings, set_values
+from updates.compose.values import missing as missing_values
 from updates.mirror import serving as mirror
 from updates.models import (
     AgentState,
@@ -202,3 +207,76 @@ def dismiss_banner(version: str, *, actor: Actor) -> AvailableRelease:
         )
     BannerDismissal.record(actor.user, release)
     return release
+
+
+def school_layout() -> project.Layout:
+    """The school's compose project (where its settings live), or refused saying why."""
+    try:
+        return compose_stack.locate_school_project()
+    except (project.ProjectError, runtime.DockerUnavailable) as e:
+        raise ActionRefused(str(e), code="project_unknown", conflict=True) from None
+
+
+def provide_settings(
+    values: dict[str, str], *, actor: Actor, now: datetime | None = None
+) -> list[str]:
+    """Store the school's values for the settings releases declare, audited.
+
+    The values go into the project's env file (0600); secrets are never
+    shown or logged again. A run waiting for these values is scheduled again:
+    now if it was started by hand or a window is open, else in the next window.
+    """
+    rules.require_admin(actor)
+    now = rules.now_or(now)
+    declared = declared_settings()
+    for name, value in values.items():
+        setting = declared.get(name)
+        if setting is None:
+            raise ActionRefused(
+                f"{name} is not a setting any available release asks for.",
+                code="unknown_setting",
+                field=name,
+            )
+        if not value.strip() and setting.required:
+            raise ActionRefused(
+                f"{name} is required by CLMS; give it a value.",
+                code="value_required",
+                field=name,
+            )
+    layout = school_layout()
+    given = {name: value.strip() for name, value in values.items() if value.strip()}
+    try:
+        set_values(layout.env_file, given)
+    except project.ProjectError as e:
+        which = next((n for n in given if n in str(e)), None)
+        raise ActionRefused(str(e), code="bad_value", field=which) from None
+    with transaction.atomic():
+        audit.record(
+            "updates.settings",
+            actor=actor,
+            target=str(layout.env_file),
+            names=sorted(given),
+            secrets=sorted(n for n in given if declared[n].secret),
+        )
+        _resume_waiting_run(layout, now)
+    return sorted(given)
+
+
+def _resume_waiting_run(layout: project.Layout, now: datetime) -> None:
+    """The run that waited for settings goes ahead once none is missing."""
+    run = UpdateRun.objects.filter(state=UpdateRun.State.WAITING).first()
+    if run is None or run.release is None:
+        return
+    manifest = run.release.manifest()
+    if missing_values(manifest, project.read_env(layout.env_file)):
+        return
+    if run.forced or scheduling.is_inside_window(now):
+        at = now
+    else:
+        try:
+            at = scheduling.next_window_start(now)
+        except scheduling.SchedulingError:
+            at = now
+    run.resume_after_input(at)
+    scheduling.plan_trigger(run, at)
+    start_if_due(run, now)

@@ -194,7 +194,7 @@ def _create_update_run(
                 what="; ".join(plan.overrides),
             )
         if background:
-            _start_if_due(run, now)
+            start_if_due(run, now)
     return run
 
 
@@ -233,7 +233,7 @@ def _create_run(
     return run
 
 
-def _start_if_due(run: UpdateRun, now: datetime) -> None:
+def start_if_due(run: UpdateRun, now: datetime) -> None:
     """A run due within a minute goes to a worker now, to start at its very time."""
     if run.scheduled_for <= now + START_NOW_WITHIN:
         wait = max(0.0, (run.scheduled_for - now).total_seconds())
@@ -318,5 +318,5 @@ def roll_back(
             reason=why,
         )
         if background:
-            _start_if_due(run, now)
+            start_if_due(run, now)
     return run

@@ -237,3 +237,37 @@ class AuditSerializer(serializers.ModelSerializer):
             "detail",
             "address",
         ]
+
+
+class SettingSerializer(serializers.Serializer):
+    """A setting a release asks the school for; a secret's value is never shown."""
+
+    name = serializers.CharField(source="setting.name")
+    description = serializers.CharField(source="setting.description")
+    default = serializers.CharField(source="setting.default", allow_null=True)
+    is_required = serializers.BooleanField(source="setting.required")
+    secret = serializers.BooleanField(source="setting.secret")
+    is_set = serializers.BooleanField()
+    value = serializers.CharField(source="shown", help_text="Empty for a secret.")
+    missing = serializers.BooleanField(
+        help_text="Required and not given: an update needing it waits."
+    )
+
+
+class SettingsSerializer(serializers.Serializer):
+    """The settings, where they are kept, and the school's own override file."""
+
+    settings = SettingSerializer(many=True, source="states")
+    env_file = serializers.CharField()
+    override_file = serializers.CharField()
+    override_exists = serializers.BooleanField()
+    problem = serializers.CharField()
+
+
+class SettingValuesSerializer(serializers.Serializer):
+    """New values: ``{"values": {"NAME": "value", ...}}``."""
+
+    values = serializers.DictField(
+        child=serializers.CharField(max_length=4096, allow_blank=True),
+        allow_empty=False,
+    )

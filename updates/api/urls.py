@@ -16,6 +16,7 @@ urlpatterns = [
     path("history", views.HistoryView.as_view(), name="history"),
     path("cancel/<int:pk>", views.CancelView.as_view(), name="cancel"),
     path("rollback", views.RollbackView.as_view(), name="rollback"),
+    path("settings", views.SettingsView.as_view(), name="settings"),
     path("windows", views.WindowsView.as_view(), name="windows"),
     path("blackouts", views.BlackoutsView.as_view(), name="blackouts"),
     path("audit", views.AuditView.as_view(), name="audit"),

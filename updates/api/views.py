@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from clms_updates.actions import VIA_API, Actor
 from clms_updates.models import AuditEntry
 from clms_updates.permissions import IsSchoolAdmin
-from updates import actions, releases
+from updates import actions, presenting, releases
 from updates.api import serializers as s
 from updates.api.base import UpdatesAPIView
 from updates.api.filters import RunFilter
@@ -183,6 +183,35 @@ class RollbackView(UpdatesAPIView):
             reason=serializer.validated_data.get("reason", ""),
         )
         return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class SettingsView(UpdatesAPIView):
+    """The settings releases ask the school for (GET), and giving their values (PUT)."""
+
+    @extend_schema(
+        summary="Settings releases ask for", responses={200: s.SettingsSerializer}
+    )
+    def get(self, request: Request) -> Response:
+        return Response(s.SettingsSerializer(presenting.settings_overview()).data)
+
+    @extend_schema(
+        summary="Give settings' values",
+        request=s.SettingValuesSerializer,
+        responses={
+            200: s.SettingsSerializer,
+            400: OpenApiResponse(description="Unknown setting or unusable value"),
+        },
+        description="Values go to the project's env file (0600). A secret is never "
+        "shown again. An update waiting for these values goes ahead.",
+    )
+    def put(self, request: Request) -> Response:
+        serializer = s.SettingValuesSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        actions.provide_settings(
+            serializer.validated_data["values"],
+            actor=Actor.from_request(request, VIA_API),
+        )
+        return Response(s.SettingsSerializer(presenting.settings_overview()).data)
 
 
 class ReplaceListView(UpdatesAPIView):

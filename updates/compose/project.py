@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,22 @@ def current_layout(labels: list[dict[str, str]]) -> Layout:
         env_file=_legacy_env_file(directory, labels),
         managed=False,
     )
+
+
+def locate(labels: Callable[[], list[dict[str, str]]]) -> Layout:
+    """The installation's project, asking the engine for labels only if needed.
+
+    With ``CLMS_PROJECT_DIR`` set (and, before adoption, the compose and env
+    files it cannot find by itself) the engine is not asked at all.
+    """
+    if settings.CLMS_PROJECT_DIR:
+        directory = Path(settings.CLMS_PROJECT_DIR)
+        if _state_file(directory).is_file() or settings.CLMS_COMPOSE_ENV_FILE:
+            try:
+                return current_layout([])
+            except ProjectError:
+                pass
+    return current_layout(labels())
 
 
 def _directory(labels: list[dict[str, str]]) -> Path:

@@ -14,9 +14,11 @@ from typing import Any
 
 import docker
 import yaml
+from django.conf import settings
 
 from clms_updates import composecli as cli
-from updates.compose.project import Layout, sha256_text
+from updates import runtime
+from updates.compose.project import Layout, locate, sha256_text
 
 logger = logging.getLogger(__name__)
 
@@ -167,3 +169,15 @@ def project_volumes(client: docker.DockerClient, project: str) -> dict[str, int]
         size = int((volume.get("UsageData") or {}).get("Size", -1))
         sizes[name] = size
     return sizes
+
+
+def locate_school_project() -> Layout:
+    """The school's project; the engine is asked for labels only when needed."""
+
+    def labels() -> list[dict[str, str]]:
+        running = service_containers(
+            runtime.docker_client(), str(settings.CLMS_COMPOSE_PROJECT)
+        )
+        return [c.labels for containers in running.values() for c in containers]
+
+    return locate(labels)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from clms_updates.manifest import ReleaseManifest
+from clms_updates.manifest import ReleaseManifest, parse_version
 from clms_updates.manifest.compose import Setting
 from updates.compose.project import (
     ProjectError,
@@ -18,6 +18,7 @@ from updates.compose.project import (
     read_env,
     write_atomically,
 )
+from updates.models import AgentState, AvailableRelease
 
 
 @dataclass(frozen=True)
@@ -76,3 +77,15 @@ def set_values(env_file: Path, values: dict[str, str]) -> list[str]:
 
 def current_values(env_file: Path) -> dict[str, str]:
     return read_env(env_file)
+
+
+def declared_settings() -> dict[str, Setting]:
+    """Every setting a release this installation may run declares, by name."""
+    installed = parse_version(AgentState.load().installed_version)
+    found: dict[str, Setting] = {}
+    for release in AvailableRelease.objects.filter(withdrawn_at__isnull=True):
+        if parse_version(release.version) < installed:
+            continue
+        for setting in release.manifest().settings:
+            found.setdefault(setting.name, setting)
+    return found

@@ -362,12 +362,13 @@ def test_rollback_needs_a_reason_and_a_confirmation(admin) -> None:
 
 def test_rollback_without_an_earlier_version_explains_why(admin) -> None:
     page = admin.get(reverse("updates:rollback")).content.decode()
-    assert "There is nothing to roll back to" in page
+    assert "There is no earlier version to roll back to" in page
     response = admin.post(
         reverse("updates:rollback"), {"reason": "x", "understood": "on"}
     )
     assert not UpdateRun.objects.exists()
-    assert response.status_code == 200
+    assert response.status_code == 409
+    assert "restore a backup from the Backups page" in response.content.decode()
 
 
 # --- audit log and banner ---------------------------------------------------

@@ -188,3 +188,30 @@ def dismiss_banner(request: HttpRequest) -> HttpResponse:
             "again.",
         )
     return redirect(safe_next(request, reverse("updates:manager")))
+
+
+@require_POST
+@admin_required
+def save_settings(request: HttpRequest) -> HttpResponse:
+    """Save the settings a release asks for (an empty secret field keeps the secret)."""
+    overview = presenting.settings_overview()
+    values = {}
+    for state in overview.states:
+        given = request.POST.get(state.setting.name)
+        if given is None or (state.setting.secret and not given.strip()):
+            continue
+        if not given.strip() and not state.is_set:
+            continue
+        values[state.setting.name] = given
+    if not values:
+        messages.info(request, "Nothing was changed.")
+        return redirect(reverse("updates:manager") + "#settings")
+    try:
+        names = actions.provide_settings(
+            values, actor=Actor.from_request(request, VIA_PAGE)
+        )
+    except ActionRefused as e:
+        show_refusal(request, e, prefix="The settings were not saved: ")
+    else:
+        messages.success(request, f"Saved {', '.join(names)}.")
+    return redirect(reverse("updates:manager") + "#settings")

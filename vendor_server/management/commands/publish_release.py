@@ -1,4 +1,11 @@
-"""``manage.py publish_release --manifest FILE [--bundle FILE]``: scripted publishing."""
+"""``manage.py publish_release --manifest FILE [--compose FILE] [--bundle FILE]``.
+
+Scripted publishing, with the same checks as the admin form. ``--compose``
+makes it a compose release: the file is the vendor's compose file (services,
+volumes, networks, and its ``x-clms-settings`` / ``x-clms-migration`` /
+``x-clms-health`` parts); ``--resolve-tags`` pins images given by tag to the
+digest the registry holds now, and prints what it pinned.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +27,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--manifest", required=True, type=Path)
+        parser.add_argument("--compose", type=Path, help="the release's compose file")
+        parser.add_argument(
+            "--resolve-tags",
+            action="store_true",
+            help="pin images given by tag to the registry's digest (printed)",
+        )
         parser.add_argument("--bundle", type=Path)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -28,10 +41,21 @@ class Command(BaseCommand):
             raise CommandError(
                 f"the bundle {bundle} does not exist; nothing was published"
             )
+        compose_text = ""
+        if options["compose"] is not None:
+            try:
+                compose_text = options["compose"].read_text()
+            except OSError as e:
+                raise CommandError(
+                    f"the compose file cannot be read ({e}); nothing was published"
+                ) from None
         try:
             keys.signing_fingerprint()
             draft = ReleaseDraft.from_manifest_file(
-                load_manifest_file(options["manifest"]), bundle
+                load_manifest_file(options["manifest"]),
+                bundle,
+                compose_text=compose_text,
+                resolve_tags=options["resolve_tags"],
             )
             release = actions.publish_release(draft, actor=Actor.command())
         except PublishError as e:
@@ -41,6 +65,8 @@ class Command(BaseCommand):
             ) from e
         except keys.SigningKeyError as e:
             raise CommandError(f"{e}; nothing was published") from e
+        for line in draft.pinned:
+            self.stdout.write(f"Pinned {line}")
         self.stdout.write(
             f"Published {release.version} ({release.channel}); manifest sha256 "
             f"{release.manifest_sha256}."
