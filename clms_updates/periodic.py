@@ -99,6 +99,13 @@ PERIODIC: tuple[Periodic, ...] = (
         "UPDATES_OFFLINE_SCAN_MINUTES",
     ),
     Periodic(
+        "updates: check the stack for drift",
+        "updates.check_drift",
+        "school",
+        "Compare the running containers with the project; show hand edits.",
+        "UPDATES_DRIFT_CHECK_MINUTES",
+    ),
+    Periodic(
         "backups: prune",
         "backups.prune_backups",
         "school",

@@ -524,6 +524,8 @@ UPDATES_OFFLINE_WORK_DIR = Path(
 # A bundle is accepted until its manifest's expiry plus this many days.
 UPDATES_OFFLINE_GRACE_DAYS = envint("UPDATES_OFFLINE_GRACE_DAYS", "90", minimum=0)
 UPDATES_OFFLINE_SCAN_MINUTES = envint("UPDATES_OFFLINE_SCAN_MINUTES", "10", minimum=1)
+# How often beat compares the running stack with its project (hand edits).
+UPDATES_DRIFT_CHECK_MINUTES = envint("UPDATES_DRIFT_CHECK_MINUTES", "30", minimum=1)
 # A bundle file changed less than this many seconds ago is left for the next
 # scan: it may still be being copied.
 UPDATES_OFFLINE_SETTLE_SECONDS = envint(

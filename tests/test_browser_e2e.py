@@ -8,8 +8,12 @@ progress page follows the worker's progress over the WebSocket to the end.
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
+from clms_updates import composecli
+from devtools.demo_stack import releases
 from tests.browser_support import (  # noqa: F401 - fixtures used by name
     browser_fixture,
     expect,
@@ -18,6 +22,8 @@ from tests.browser_support import (  # noqa: F401 - fixtures used by name
     shots_fixture,
 )
 from tests.e2e_support import School, school_fixture  # noqa: F401 - fixture
+from updates import runtime
+from updates.compose import stack
 from updates.models import AgentState, UpdateRun
 
 pytestmark = [
@@ -129,3 +135,66 @@ def test_a_failing_update_is_rolled_back_live_on_the_page(
     assert AgentState.load().installed_version == "1.0.0"
     assert school.health()["version"] == "1.0.0"
     page.context.close()
+
+
+def test_a_release_needing_a_new_setting_waits_for_the_admin_who_fills_it_in(
+    browser, serve, school: School, school_admin, shots
+) -> None:
+    """1.0.0 -> 1.1.0 adds the search service, which needs a key from the school."""
+    school.publish(
+        "1.1.0",
+        "1.1.0",
+        compose=releases.compose_file(school.images["1.1.0"], search=True),
+    )
+    server = serve(**school.env)
+    school.start_worker()
+    page = open_page(browser, server, school_admin)
+
+    _check_and_update_now(page, "1.1.0")
+    expect(page.get_by_test_id("run-state")).to_have_text(
+        "Needs your input", timeout=180_000
+    )
+    expect(page.locator("#run-waiting")).to_contain_text("SEARCH_API_KEY")
+    assert page.evaluate("window.__notReloaded") is True, "the page reloaded"
+    shots(page, "26-e2e-needs-input")
+    run = UpdateRun.objects.get()
+    assert run.state == UpdateRun.State.WAITING
+    assert school.health()["version"] == "1.0.0"  # nothing changed meanwhile
+
+    page.get_by_test_id("give-settings").click()
+    expect(page.get_by_test_id("needs-input")).to_contain_text("SEARCH_API_KEY")
+    page.get_by_test_id("setting-SEARCH_API_KEY").fill("key-from-the-portal")
+    shots(page, "27-e2e-settings-form")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".msg-success")).to_contain_text("Saved SEARCH_API_KEY")
+    expect(page.get_by_test_id("needs-input")).to_have_count(0)
+    # The secret is never shown again, not even in the form.
+    assert "key-from-the-portal" not in page.content()
+
+    page.goto(f"{server.url}/updates/runs/{run.pk}/")
+    expect(page.get_by_test_id("run-state")).to_have_text("Succeeded", timeout=180_000)
+    shots(page, "28-e2e-setting-given-update-done")
+    assert AgentState.load().installed_version == "1.1.0"
+    assert school.health()["version"] == "1.1.0"
+    directory = school.stack.env_file.parent
+    listed = by_hand(directory, "ps")
+    assert "search" in listed, listed
+    before = stack.container_ids(runtime.docker_client(), school.stack.project)
+    assert sorted(before) == ["app", "search", "worker"]
+    by_hand(directory, "up", "-d")
+    assert stack.container_ids(runtime.docker_client(), school.stack.project) == before
+    page.context.close()
+
+
+def by_hand(directory, *args: str) -> str:  # type: ignore[no-untyped-def]
+    """The compose CLI as an admin runs it in the project folder (no flags)."""
+    result = subprocess.run(
+        [*composecli.find_cli().argv, *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr

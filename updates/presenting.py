@@ -8,6 +8,7 @@ changes the installation is an action (``updates.actions``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -375,12 +376,27 @@ class SettingsOverview:
     states: list[SettingState]
     env_file: str
     override_file: str
-    override_exists: bool
+    override_services: list[str]
     problem: str = ""
 
     @property
     def missing(self) -> list[SettingState]:
         return [s for s in self.states if s.missing]
+
+    def changed_values(self, submitted: Mapping[str, str]) -> dict[str, str]:
+        """What a submitted settings form changes: an empty secret keeps the secret,
+        a field left as shown is not written again."""
+        values = {}
+        for state in self.states:
+            given = submitted.get(state.setting.name)
+            if given is None or (state.setting.secret and not given.strip()):
+                continue
+            if not state.setting.secret and given.strip() == state.shown:
+                continue
+            if not given.strip() and not state.is_set:
+                continue
+            values[state.setting.name] = given
+        return values
 
 
 def settings_overview() -> SettingsOverview:
@@ -389,7 +405,7 @@ def settings_overview() -> SettingsOverview:
     try:
         layout = compose_stack.locate_school_project()
     except (project.ProjectError, runtime.DockerUnavailable) as e:
-        return SettingsOverview([], "", "", False, problem=str(e))
+        return SettingsOverview([], "", "", [], problem=str(e))
     env = project.read_env(layout.env_file)
     states = [
         SettingState(
@@ -403,7 +419,7 @@ def settings_overview() -> SettingsOverview:
         states=states,
         env_file=str(layout.env_file),
         override_file=str(layout.override_file),
-        override_exists=layout.override_file.is_file(),
+        override_services=project.override_services(layout),
     )
 
 

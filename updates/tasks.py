@@ -8,7 +8,7 @@ import random
 from celery import Task, shared_task
 from django.conf import settings
 
-from clms_updates.actions import VIA_SCHEDULE, Actor
+from clms_updates.actions import VIA_SCHEDULE, ActionRefused, Actor
 from updates import actions, pipeline
 from updates.models import UpdateRun
 from updates.pipeline import reporting
@@ -33,6 +33,16 @@ def periodic_check() -> int:
     jitter = random.randint(0, settings.UPDATES_CHECK_JITTER_MINUTES * 60)  # noqa: S311
     check_for_updates.apply_async(kwargs={"trigger": "periodic"}, countdown=jitter)
     return jitter
+
+
+@shared_task(name="updates.check_drift", ignore_result=True)
+def check_drift() -> list[str]:
+    """Fired by beat: note how the stack differs from its project (not during a run)."""
+    try:
+        return actions.check_drift(actor=Actor.system(VIA_SCHEDULE))
+    except ActionRefused as e:
+        logger.info("Drift not checked: %s", e.message)
+        return []
 
 
 @shared_task(name="updates.execute_run", ignore_result=True)

@@ -313,7 +313,9 @@ def from_compose_file(text: str) -> ComposeRelease:
             migration = {**migration, "command": command.split()}
     health = data.get("x-clms-health")
     if health is not None and not isinstance(health, dict):
-        raise ComposeError("x-clms-health: expected a mapping (path, expected_status …)")
+        raise ComposeError(
+            "x-clms-health: expected a mapping (path, expected_status …)"
+        )
     project = {
         key: value
         for key, value in data.items()

@@ -12,11 +12,11 @@
   var LABELS = {
     scheduled: "Scheduled", running: "Running", succeeded: "Succeeded",
     rolling_back: "Rolling back", rolled_back: "Rolled back",
-    failed: "Failed", cancelled: "Cancelled"
+    failed: "Failed", cancelled: "Cancelled", waiting: "Needs your input"
   };
   var BADGES = {
     scheduled: "info", running: "info", rolling_back: "warn", succeeded: "ok",
-    rolled_back: "warn", failed: "err", cancelled: ""
+    rolled_back: "warn", failed: "err", cancelled: "", waiting: "warn"
   };
   var TERMINAL = { succeeded: 1, rolled_back: 1, failed: 1, cancelled: 1 };
   var REFUSED = {
@@ -145,6 +145,8 @@
     $("run-rollback-done").hidden = p.state !== "rolled_back";
     $("run-failed").hidden = p.state !== "failed";
     $("run-done").hidden = p.state !== "succeeded";
+    $("run-waiting").hidden = p.state !== "waiting";
+    if (p.state === "waiting") $("run-waiting-text").textContent = p.message;
     if (p.state === "failed" && $("run-error") && !$("run-error").textContent) {
       $("run-error").textContent = p.message;
     }

@@ -14,10 +14,12 @@ rule and what to do; nothing has changed then.
   (beat), ``expire_overrides``;
 - the agent: ``check_for_updates``, ``scan_offline``, ``download_bundle``,
   ``replace_windows``, ``replace_blackouts``, ``dismiss_banner``,
-  ``provide_settings`` (the values a release asks the school for).
+  ``provide_settings`` (the values a release asks the school for),
+  ``check_drift`` (the stack against its project, between updates).
 """
 
 from updates.actions.agent import (
+    check_drift,
     check_for_updates,
     declared_settings,
     dismiss_banner,
@@ -51,6 +53,7 @@ __all__ = [
     "SchedulePlan",
     "apply_bundle",
     "cancel_run",
+    "check_drift",
     "check_for_updates",
     "declared_settings",
     "dismiss_banner",

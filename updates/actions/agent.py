@@ -16,11 +16,12 @@ from django.conf import settings
 from django.db import models, transaction
 
 from clms_updates import audit
+from clms_updates import composecli as cli
 from clms_updates.actions import ActionRefused, Actor
 from updates import checking, runtime, scheduling
 from updates.actions import rules
 from updates.actions.runs import cancel_run, start_if_due
-from updates.compose import project
+from updates.compose import project, standing
 from updates.compose import stack as compose_stack
 from updates.compose.values import declared_settings, set_values
 from updates.compose.values import missing as missing_values
@@ -215,6 +216,26 @@ def school_layout() -> project.Layout:
         return compose_stack.locate_school_project()
     except (project.ProjectError, runtime.DockerUnavailable) as e:
         raise ActionRefused(str(e), code="project_unknown", conflict=True) from None
+
+
+def check_drift(*, actor: Actor) -> list[str]:
+    """Compare the running stack with its project now, and note what differs.
+
+    Beat runs this between updates (``UPDATES_DRIFT_CHECK_MINUTES``) so that a
+    hand edit shows on the update manager before the next update undoes it;
+    it is never checked while a run changes the stack.
+    """
+    rules.require_admin(actor)
+    rules.require_no_active_run()
+    layout = school_layout()
+    try:
+        return standing.record(layout, runtime.docker_client())
+    except (runtime.DockerUnavailable, cli.ComposeFailed) as e:
+        raise ActionRefused(
+            f"The stack could not be compared with its project: {e}",
+            code="drift_check_failed",
+            conflict=True,
+        ) from None
 
 
 def provide_settings(

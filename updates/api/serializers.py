@@ -260,7 +260,10 @@ class SettingsSerializer(serializers.Serializer):
     settings = SettingSerializer(many=True, source="states")
     env_file = serializers.CharField()
     override_file = serializers.CharField()
-    override_exists = serializers.BooleanField()
+    override_services = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The services the school's override file changes (empty: none).",
+    )
     problem = serializers.CharField()
 
 

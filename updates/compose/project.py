@@ -34,8 +34,6 @@ from typing import Any
 import yaml
 from django.conf import settings
 
-from clms_updates.manifest import ReleaseManifest
-
 COMPOSE_NAME = "compose.yaml"
 OVERRIDE_NAME = "compose.override.yaml"
 ENV_NAME = ".env"
@@ -48,6 +46,20 @@ HEADER = (
 WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 ENV_FILE_LABEL = "com.docker.compose.project.environment_file"
+OVERRIDE_SKELETON = (
+    "# Your own additions to CLMS, applied on top of every release and kept across\n"
+    "# updates (CLMS Updates never rewrites this file). For example, to limit the\n"
+    "# app's memory:\n"
+    "#\n"
+    "# services:\n"
+    "#   app:\n"
+    "#     mem_limit: 2g\n"
+    "services: {}\n"
+    "# (Declaring the default network changes nothing; it tells docker-compose v1\n"
+    "# that this file is in the same format as compose.yaml.)\n"
+    "networks:\n"
+    "  default: {}\n"
+)
 # Values compose v1 and v2 both read the same way from an env file.
 UNSAFE_VALUE_CHARACTERS = ('"', "'", "\\", "$", "\n", "\r", "`")
 
@@ -284,50 +296,32 @@ def write_atomically(path: Path, text: str, *, mode: int = 0o644) -> None:
 # ---------------------------------------------------------------------------
 
 
-def compose_text(manifest: ReleaseManifest) -> str:
-    """The ``compose.yaml`` of a format-2 release (its signed project, as YAML)."""
-    assert manifest.compose is not None
-    return HEADER.format(version=manifest.version) + yaml.safe_dump(
-        manifest.compose, sort_keys=True, default_flow_style=False
-    )
-
-
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def render(
-    directory: Path,
-    manifest: ReleaseManifest,
-    *,
-    keep_env: dict[str, str],
-) -> Layout:
-    """Write the managed project of ``manifest`` into ``directory``; its layout.
+def ensure_override(directory: Path) -> Path:
+    """The school's override file, created (adding nothing) when it is missing.
 
-    ``keep_env`` is the school's env file as it stands (its values stay, and
-    declared settings it lacks get their defaults).
+    It always exists in a managed project so that ``COMPOSE_FILE`` can name
+    it: a plain ``docker compose up -d`` in the folder then applies exactly
+    what the agent applies.
     """
-    text = compose_text(manifest)
-    layout = managed_layout(
-        directory, version=manifest.version, compose_sha256=sha256_text(text)
-    )
-    files = [COMPOSE_NAME] + ([OVERRIDE_NAME] if layout.override_file.is_file() else [])
-    defaults = {
-        s.name: s.default
-        for s in manifest.settings
-        if s.default is not None and s.name not in keep_env
-    }
-    write_atomically(directory / COMPOSE_NAME, text)
-    write_env(
-        layout.env_file,
-        {
-            "COMPOSE_PROJECT_NAME": layout.name,
-            "COMPOSE_FILE": os.pathsep.join(files),
-        },
-        keep={**keep_env, **defaults},
-    )
-    record(layout)
-    return layout
+    path = directory / OVERRIDE_NAME
+    if not path.exists():
+        write_atomically(path, OVERRIDE_SKELETON)
+    return path
+
+
+def override_services(layout: Layout) -> list[str]:
+    """The services the school's override file changes (empty: it adds nothing)."""
+    try:
+        data = yaml.safe_load(layout.override_file.read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    if not isinstance(data, dict):
+        return []
+    return sorted((data.get("services") or {}).keys())
 
 
 def record(layout: Layout) -> None:

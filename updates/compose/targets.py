@@ -82,9 +82,7 @@ def _stage_compose(
         for s in manifest.settings
         if s.default is not None and not keep.get(s.name)
     }
-    files = [project.COMPOSE_NAME]
-    if layout.override_file.is_file():
-        files.append(project.OVERRIDE_NAME)
+    files = [project.COMPOSE_NAME, project.OVERRIDE_NAME]
     project.write_atomically(folder / project.COMPOSE_NAME, text)
     project.write_env(
         folder / project.ENV_NAME,
@@ -162,6 +160,7 @@ def check_policy(staged: Layout, manifest: ReleaseManifest | None) -> None:
 def install(staged: Layout, layout: Layout) -> Layout:
     """Put the staged files in place; the layout compose now runs with."""
     if staged.managed:
+        project.ensure_override(layout.directory)
         final = project.managed_layout(
             layout.directory,
             version=staged.version,

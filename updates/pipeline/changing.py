@@ -11,11 +11,10 @@ from collections.abc import Callable
 
 import docker
 from django.conf import settings
-from django.utils import timezone
 
 from clms_updates import composecli as cli
 from updates import runtime
-from updates.compose import project, stack, targets
+from updates.compose import project, stack, standing, targets
 from updates.models import AgentState, AvailableRelease, UpdateRun
 from updates.pipeline import health
 from updates.pipeline.context import Context
@@ -185,10 +184,9 @@ def commit(ctx: Context) -> str:
     """Record the installed version, what the stack now is, and what it left behind."""
     target = ctx.target()
     before = set(ctx.checkpoint.get("volumes_before") or [])
-    found = stack.drift(target, ctx.client)
     AgentState.record_installed(ctx.plan.to_version)
-    record_stack(
-        target, drift=found, left_by=ctx.run.from_version, volumes_before=before
+    found = standing.record(
+        target, ctx.client, left_by=ctx.run.from_version, volumes_before=before
     )
     if ctx.run.kind == UpdateRun.Kind.ROLLBACK:
         source = update_being_undone(ctx.run)
@@ -201,27 +199,4 @@ def commit(ctx: Context) -> str:
     return (
         f"CLMS {ctx.plan.to_version} installed; `docker compose up -d` on the project "
         "now changes nothing"
-    )
-
-
-def record_stack(
-    layout: project.Layout,
-    *,
-    drift: list[str],
-    left_by: str = "",
-    volumes_before: set[str] | None = None,
-) -> None:
-    """Note on the agent's state how the stack stands against its project."""
-    state = AgentState.load()
-    try:
-        declared = set((stack.resolved(layout).get("volumes") or {}).keys())
-    except cli.ComposeFailed:
-        declared = set()
-    left = dict(state.left_volumes or {})
-    for name in sorted((volumes_before or set()) - declared):
-        left.setdefault(name, {"left_by": left_by, "at": timezone.now().isoformat()})
-    for name in declared:
-        left.pop(name, None)
-    AgentState.objects.filter(pk=state.pk).update(
-        drift=drift, drift_checked_at=timezone.now(), left_volumes=left
     )

@@ -26,7 +26,7 @@ from backups.errors import BackupError
 from clms_updates import composecli as cli
 from clms_updates.actions import Actor
 from updates import runtime
-from updates.compose import project, stack, targets
+from updates.compose import project, stack, standing, targets
 from updates.models import UpdateRun
 from updates.pipeline import health, maintenance
 from updates.pipeline.changing import crash_watch
@@ -64,6 +64,21 @@ def roll_back(ctx: Context) -> None:
         if step.name == "rollback_database" and not _data_needs_restore(ctx):
             continue
         _run_step(ctx, step)
+    _note_stack(ctx)
+
+
+def _note_stack(ctx: Context) -> None:
+    """After a rollback as after a commit: drift and left volumes noted (never fatal)."""
+    if "snapshot" not in ctx.checkpoint:
+        return
+    try:
+        saved = targets.load_snapshot(ctx.snapshot_file())
+        layout = project.Layout.from_dict(saved["layout"])
+        standing.record(layout, ctx.client, left_by=ctx.run.to_version)
+    except (project.ProjectError, cli.ComposeFailed, docker.errors.APIError) as e:
+        logger.warning(
+            "Run %s: the stack could not be checked for drift: %s", ctx.run.pk, e
+        )
 
 
 def _data_needs_restore(ctx: Context) -> bool:

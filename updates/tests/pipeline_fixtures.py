@@ -3,8 +3,9 @@
 ``agent_stack`` starts the demo CLMS stack at 1.0.0 with its sample library,
 points every pipeline setting at it (project, env file, state folder, app URL,
 the library database for backups), and gives ``release_for(tag)``: an
-``AvailableRelease`` for a demo image, signed by a real vendor key that the
-agent pins, exactly as a check would have stored it.
+``AvailableRelease`` for a demo image (or, with ``compose=``, for a vendor
+compose file from ``devtools.demo_stack.releases``), signed by a real vendor
+key that the agent pins, exactly as a check would have stored it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from psycopg import sql
 
 from clms_updates import manifest as m
 from clms_updates.manifest import import_public_keys
+from clms_updates.manifest.compose import from_compose_file, service_images
 from conftest import generate_signing_key
 from devtools.demo_stack import DemoStack, wait_healthy
 from tests.demo_fixtures import (
@@ -39,6 +41,7 @@ from updates.models import AgentState, AvailableRelease
 __all__ = [
     "AgentStack",
     "agent_stack",
+    "compose_manifest",
     "demo_database",
     "demo_docker",
     "demo_images",
@@ -91,6 +94,32 @@ def signed_manifest(
             timeout_seconds=8,
         ),
         migration=m.Migration("app", migration),
+        changelog=f"Demo {version}",
+    )
+
+
+def compose_manifest(version: str, text: str) -> m.ReleaseManifest:
+    """A format-2 manifest of the vendor compose file ``text`` (as publishing builds it)."""
+    release = from_compose_file(text)
+    now = datetime.now(UTC).replace(microsecond=0)
+    return m.ReleaseManifest(
+        product="clms",
+        version=version,
+        channel="stable",
+        released_at=now - timedelta(hours=1),
+        expires=now + timedelta(days=30),
+        images=tuple(
+            m.Image(service, image)
+            for service, image in sorted(service_images(release.project).items())
+        ),
+        compose=release.project,
+        settings=release.settings,
+        health=m.HealthCheck.from_dict(release.health, "health")
+        if release.health
+        else m.HealthCheck(),
+        migration=m.Migration.from_dict(release.migration, "migration")
+        if release.migration
+        else None,
         changelog=f"Demo {version}",
     )
 
@@ -168,10 +197,14 @@ def agent_stack(  # type: ignore[no-untyped-def]
     AgentState.objects.update_or_create(pk=1, defaults={"installed_version": "1.0.0"})
 
     def release_for(
-        tag: str, version: str | None = None, **options: object
+        tag: str, version: str | None = None, *, compose: str = "", **options: object
     ) -> AvailableRelease:
+        """The release of demo image ``tag``; with ``compose``, that compose file's."""
         version = version or tag.split("-")[0]
-        manifest = signed_manifest(version, demo_images[tag], **options)  # type: ignore[arg-type]
+        if compose:
+            manifest = compose_manifest(version, compose)
+        else:
+            manifest = signed_manifest(version, demo_images[tag], **options)  # type: ignore[arg-type]
         data = manifest.to_bytes()
         return AvailableRelease.objects.create(
             version=version,

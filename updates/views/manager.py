@@ -194,15 +194,7 @@ def dismiss_banner(request: HttpRequest) -> HttpResponse:
 @admin_required
 def save_settings(request: HttpRequest) -> HttpResponse:
     """Save the settings a release asks for (an empty secret field keeps the secret)."""
-    overview = presenting.settings_overview()
-    values = {}
-    for state in overview.states:
-        given = request.POST.get(state.setting.name)
-        if given is None or (state.setting.secret and not given.strip()):
-            continue
-        if not given.strip() and not state.is_set:
-            continue
-        values[state.setting.name] = given
+    values = presenting.settings_overview().changed_values(request.POST)
     if not values:
         messages.info(request, "Nothing was changed.")
         return redirect(reverse("updates:manager") + "#settings")
