@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Count, Q, QuerySet
@@ -11,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from clms_updates.actions import VIA_ADMIN, ActionRefused, Actor
 from vendor_server import actions, rollouts, schools
@@ -25,7 +26,11 @@ from vendor_server.models import (
     School,
     UpdateReport,
 )
-from vendor_server.releases import installed_anywhere
+from vendor_server.releases import (
+    installed_anywhere,
+    previous_release,
+    project_changes,
+)
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -92,7 +97,10 @@ class ReleaseAdmin(admin.ModelAdmin):
         "state",
         "pause_reason",
         "report_figures",
+        "project_changes",
         "images",
+        "compose_yaml",
+        "settings",
         "bundle_file",
         "bundle_sha256",
         "bundle_size",
@@ -137,6 +145,9 @@ class ReleaseAdmin(admin.ModelAdmin):
         if obj is None:
             return [
                 *ReleasePublishForm.Meta.fields,
+                "compose_file",
+                "resolve_tags",
+                "confirmed",
                 "images_text",
                 "bundle",
                 "migration_service",
@@ -163,6 +174,25 @@ class ReleaseAdmin(admin.ModelAdmin):
                 )
             except ActionRefused as e:
                 messages.error(request, str(e))
+
+    @admin.display(description="changes against the previous release")
+    def project_changes(self, obj: Release) -> str:
+        previous = previous_release(obj)
+        lines = project_changes(obj, previous).lines() or ["no change to the project"]
+        against = f"against {previous.version}" if previous else "first release"
+        return format_html(
+            "<p>{}</p><ul>{}</ul>",
+            against,
+            format_html_join("", "<li>{}</li>", ((line,) for line in lines)),
+        )
+
+    @admin.display(description="compose project")
+    def compose_yaml(self, obj: Release) -> str:
+        if not obj.compose:
+            return "image-only release"
+        return format_html(
+            "<pre>{}</pre>", yaml.safe_dump(obj.compose, sort_keys=False)
+        )
 
     @admin.display(description="state")
     def state(self, obj: Release) -> str:

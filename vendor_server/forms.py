@@ -9,11 +9,12 @@ from typing import Any
 
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
+from django.http import QueryDict
 
 from clms_updates.actions import Actor
 from vendor_server import actions
 from vendor_server.models import Channel, Release, School
-from vendor_server.publishing import PublishError, ReleaseDraft
+from vendor_server.publishing import Preview, PublishError, ReleaseDraft, preview
 
 
 def parse_images(text: str) -> list[dict[str, str]]:
@@ -35,11 +36,32 @@ def parse_images(text: str) -> list[dict[str, str]]:
 class ReleasePublishForm(forms.ModelForm):
     """Publish a release: every field of the manifest, checked, signed, then saved."""
 
+    compose_file = forms.CharField(
+        label="Compose file",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 18, "cols": 90, "spellcheck": "false"}),
+        help_text="A compose release: the release's whole project (services, volumes) "
+        "with its x-clms-settings, x-clms-migration and x-clms-health parts. The "
+        "first save shows the digests pinned and what changes against the previous "
+        "release; nothing is signed until you confirm. Leave empty for an "
+        "image-only release.",
+    )
+    resolve_tags = forms.BooleanField(
+        label="Pin image tags to the registry's digests",
+        required=False,
+        help_text="Without it every image must already be repository@sha256:….",
+    )
+    confirmed = forms.BooleanField(
+        label="I checked the pinned digests and the changes listed above: sign it",
+        required=False,
+    )
     images_text = forms.CharField(
         label="Images",
+        required=False,
         widget=forms.Textarea(attrs={"rows": 4, "cols": 90}),
-        help_text="One per line: service=registry/repository@sha256:<digest> "
-        "(by digest, never a tag). Each is looked up in the registry.",
+        help_text="An image-only release: one per line, "
+        "service=registry/repository@sha256:<digest> (by digest, never a tag). Each "
+        "is looked up in the registry.",
     )
     bundle = forms.FileField(
         required=False,
@@ -73,6 +95,7 @@ class ReleasePublishForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.actor = actor or Actor.system()
         self.published: Release | None = None
+        self.preview: Preview | None = None
 
     def validate_unique(self) -> None:
         # Duplicates are reported by the publishing checks with a clearer message.
@@ -87,8 +110,14 @@ class ReleasePublishForm(forms.ModelForm):
         except forms.ValidationError as e:
             self.add_error("images_text", e)
             return data
+        compose_text = (data.get("compose_file") or "").strip()
+        if not compose_text and not images:
+            self.add_error(
+                "images_text", "Give the images, or a compose file for the release."
+            )
+            return data
         migration = None
-        if data.get("migration_command"):
+        if data.get("migration_command") and not compose_text:
             migration = {
                 "service": data.get("migration_service") or images[0]["service"]
                 if images
@@ -111,7 +140,14 @@ class ReleasePublishForm(forms.ModelForm):
                 "timeout_seconds": data["health_timeout_seconds"],
             },
             rollout_percent=data.get("rollout_percent") or 0,
+            compose_text=compose_text,
+            # Tags are resolved for the preview only; what is signed is the text
+            # the preview showed, with its digests.
+            resolve_tags=bool(data.get("resolve_tags")) and not data.get("confirmed"),
         )
+        if compose_text and not data.get("confirmed"):
+            self._show_preview(draft)
+            return data
         upload: UploadedFile | None = data.get("bundle")
         # Validation and publishing happen together so a refusal shows its reasons
         # on this form and nothing is saved; the upload is only a temporary file.
@@ -129,6 +165,33 @@ class ReleasePublishForm(forms.ModelForm):
                 for message in e.messages:
                     self.add_error(None, message)
         return data
+
+    def _show_preview(self, draft: ReleaseDraft) -> None:
+        """Refuse this save, listing what would be signed; the pinned text replaces
+        the compose file so that confirming signs exactly that."""
+        shown = preview(draft)
+        if shown.problems:
+            for message in shown.problems:
+                self.add_error(None, message)
+            return
+        data = QueryDict(mutable=True)
+        data.update(self.data)
+        data["compose_file"] = shown.compose_text
+        data.pop("resolve_tags", None)
+        self.data = data
+        self.preview = shown
+        self.add_error(
+            "confirmed",
+            "Nothing is signed yet: check the digests and the changes, tick this box "
+            "and save again.",
+        )
+        for line in shown.pinned:
+            self.add_error(None, f"Pinned: {line}")
+        against = (
+            f"against {shown.previous}" if shown.previous else "(the first release)"
+        )
+        for line in shown.changes or ["no change to the project"]:
+            self.add_error(None, f"Changes {against}: {line}")
 
     def save(self, commit: bool = True) -> Release:
         assert self.published is not None

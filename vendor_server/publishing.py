@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -34,6 +35,7 @@ from clms_updates.manifest import (
 )
 from clms_updates.manifest.compose import (
     ComposeError,
+    check_project,
     from_compose_file,
     service_images,
 )
@@ -41,7 +43,12 @@ from clms_updates.manifest.compose import services as compose_services
 from clms_updates.manifest.schema import CHANNELS, parse_time
 from vendor_server import compose_check, indexing, keys, registry
 from vendor_server.models import Release
-from vendor_server.releases import build_manifest, sign_release
+from vendor_server.releases import (
+    build_manifest,
+    previous_release,
+    project_changes,
+    sign_release,
+)
 
 BUNDLE_MANIFEST = "manifest.json"
 BUNDLE_SIGNATURE = "manifest.json.asc"
@@ -224,6 +231,7 @@ def _prepare_compose(draft: ReleaseDraft, problems: list[str]) -> None:
         problems.append(str(e))
         return
     project = release.project
+    before = len(problems)
     built = set((draft.source or {}).get("services") or [])
     for name, spec in compose_services(project).items():
         image = str(spec.get("image", "")) if isinstance(spec, dict) else ""
@@ -253,6 +261,13 @@ def _prepare_compose(draft: ReleaseDraft, problems: list[str]) -> None:
         for name, image in sorted(service_images(project).items())
         if name not in built
     ]
+    if len(problems) == before and draft.source is None:
+        # What the signature must cover (a source release is checked with its build).
+        try:
+            check_project(project, settings=release.settings)
+        except ComposeError as e:
+            problems.append(str(e))
+            return
     draft.compose = project
     draft.settings = [s.to_dict() for s in release.settings]
     if release.migration is not None:
@@ -368,6 +383,50 @@ def _release_for(draft: ReleaseDraft, *, now: datetime, published_by: str) -> Re
         published_at=now,
         published_by=published_by,
     )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What publishing a draft would sign, shown before anything is signed.
+
+    ``compose_text`` is the draft's compose file with every tag replaced by
+    the digest it was pinned to (publish that text to sign exactly what was
+    shown); ``changes`` is its project against the release before it.
+    """
+
+    problems: list[str]
+    pinned: list[str]
+    compose_text: str
+    previous: str
+    changes: list[str]
+
+
+def preview(draft: ReleaseDraft, *, now: datetime | None = None) -> Preview:
+    """Check ``draft`` (resolving tags if it asks) without signing or saving anything."""
+    now = now or timezone.now()
+    problems = validate(draft, now=now)
+    text = _pinned_text(draft) if draft.pinned else draft.compose_text
+    if problems:
+        return Preview(problems, list(draft.pinned), text, "", [])
+    release = _release_for(draft, now=now, published_by="")
+    previous = previous_release(release)
+    return Preview(
+        [],
+        list(draft.pinned),
+        text,
+        previous.version if previous is not None else "",
+        project_changes(release, previous).lines(),
+    )
+
+
+def _pinned_text(draft: ReleaseDraft) -> str:
+    """The compose file with the pinned digests in place of the tags (YAML again)."""
+    data = yaml.safe_load(draft.compose_text)
+    pinned = service_images(draft.compose or {})
+    for name, spec in (data.get("services") or {}).items():
+        if isinstance(spec, dict) and name in pinned:
+            spec["image"] = pinned[name]
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 def publish(draft: ReleaseDraft, *, published_by: str = "") -> Release:

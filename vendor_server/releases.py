@@ -1,4 +1,5 @@
-"""A published release's signed manifest: built from its fields, signed on the row.
+"""A published release's signed manifest (built from its fields, signed on the row),
+and what its project changes against the release before it.
 
 The changes staff make to a release (and their rules) are ``vendor_server.actions``.
 """
@@ -6,6 +7,7 @@ The changes staff make to a release (and their rules) are ``vendor_server.action
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -16,9 +18,10 @@ from clms_updates.manifest import (
     Image,
     Migration,
     ReleaseManifest,
+    parse_version,
     sha256_hex,
 )
-from clms_updates.manifest.compose import Setting
+from clms_updates.manifest.compose import ProjectDiff, Setting, diff_projects
 from clms_updates.manifest.schema import SourceBuild
 from vendor_server import keys
 from vendor_server.models import Outcome, Release
@@ -36,10 +39,7 @@ def build_manifest(release: Release, *, signed_at: datetime) -> ReleaseManifest:
     compose = release.compose or None
     return ReleaseManifest(
         compose=compose,
-        settings=tuple(
-            Setting.from_dict(item, f"settings[{i}]")
-            for i, item in enumerate(release.settings or [])
-        ),
+        settings=_settings(release),
         source=SourceBuild.from_dict(release.source, "source")
         if release.source
         else None,
@@ -60,6 +60,47 @@ def build_manifest(release: Release, *, signed_at: datetime) -> ReleaseManifest:
         migration=Migration.from_dict(release.migration, "migration")
         if release.migration
         else None,
+    )
+
+
+def project_of(release: Release) -> dict[str, Any]:
+    """The release's compose project; an image-only release's as services with images."""
+    if release.compose:
+        return dict(release.compose)
+    return {
+        "services": {
+            str(i["service"]): {"image": str(i["reference"])} for i in release.images
+        }
+    }
+
+
+def previous_release(release: Release) -> Release | None:
+    """The highest release of the same channel and product below this one."""
+    version = parse_version(release.version)
+    lower = [
+        r
+        for r in Release.objects.filter(
+            channel=release.channel, product=release.product
+        ).exclude(pk=release.pk)
+        if parse_version(r.version) < version
+    ]
+    return max(lower, key=lambda r: parse_version(r.version), default=None)
+
+
+def project_changes(release: Release, against: Release | None) -> ProjectDiff:
+    """What ``release``'s project changes against ``against`` (None: the first one)."""
+    return diff_projects(
+        project_of(against) if against is not None else None,
+        project_of(release),
+        old_settings=_settings(against) if against is not None else (),
+        new_settings=_settings(release),
+    )
+
+
+def _settings(release: Release) -> tuple[Setting, ...]:
+    return tuple(
+        Setting.from_dict(item, f"settings[{i}]")
+        for i, item in enumerate(release.settings or [])
     )
 
 

@@ -236,6 +236,25 @@ class ProjectDiff:
             or self.volumes_dropped
         )
 
+    def lines(self) -> list[str]:
+        """The changes in words, one per line (what the release page lists)."""
+        found = [f"service {name} added" for name in self.added]
+        found += [
+            f"service {name} removed (its volumes stay on the schools' servers)"
+            for name in self.removed
+        ]
+        found += [
+            f"service {name} changed: {', '.join(keys)}"
+            for name, keys in self.changed.items()
+        ]
+        found += [
+            f"new setting {name} (schools are asked for it)"
+            for name in self.new_settings
+        ]
+        found += [f"volume {name} added" for name in self.volumes_added]
+        found += [f"volume {name} no longer declared" for name in self.volumes_dropped]
+        return found
+
 
 def diff_projects(
     old: dict[str, Any] | None,

@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 
-from vendor_server.api.serializers import UpdateReportSerializer
+from vendor_server.api.serializers import PublishSerializer, UpdateReportSerializer
 
 
 class SchoolKeyScheme(OpenApiAuthenticationExtension):
@@ -82,4 +82,44 @@ reports_schema = extend_schema(
     summary="Report the outcome of an update attempt",
     request=UpdateReportSerializer,
     responses={201: ReportCreatedSerializer},
+)
+
+
+class PublishedSerializer(serializers.Serializer):
+    """A release just published and signed."""
+
+    version = serializers.CharField()
+    channel = serializers.CharField()
+    manifest_sha256 = serializers.CharField()
+    pinned = serializers.ListField(
+        child=serializers.CharField(), help_text="Tags pinned: service: tag -> digest."
+    )
+
+
+class PublishPreviewSerializer(serializers.Serializer):
+    """What publishing would sign (``dry_run``): nothing was signed or saved."""
+
+    pinned = serializers.ListField(child=serializers.CharField())
+    compose = serializers.CharField(
+        help_text="The compose file with the pinned digests: publish this text to "
+        "sign exactly what was shown."
+    )
+    previous = serializers.CharField(help_text="The release compared against.")
+    changes = serializers.ListField(child=serializers.CharField())
+
+
+publish_schema = extend_schema(
+    summary="Publish a release (vendor staff; token or session)",
+    description="An image-only release (images) or a compose release (compose: "
+    "the vendor's compose file). Every problem is answered at once as 400; "
+    "nothing is signed or saved then. With dry_run nothing is signed either: "
+    "the answer shows the pinned digests and the changes against the previous "
+    "release.",
+    request=PublishSerializer,
+    responses={
+        201: PublishedSerializer,
+        200: PublishPreviewSerializer,
+        400: OpenApiTypes.OBJECT,
+        403: OpenApiTypes.OBJECT,
+    },
 )

@@ -19,3 +19,37 @@ class UpdateReportSerializer(serializers.Serializer):
     log_excerpt = serializers.CharField(
         max_length=4000, allow_blank=True, default="", trim_whitespace=False
     )
+
+
+class ImageSerializer(serializers.Serializer):
+    service = serializers.CharField(max_length=63)
+    reference = serializers.CharField(max_length=512)
+
+
+class PublishSerializer(serializers.Serializer):
+    """The body of ``POST staff/releases``: an image-only or a compose release."""
+
+    version = serializers.CharField(max_length=64)
+    channel = serializers.CharField(max_length=16, default="stable")
+    changelog = serializers.CharField(allow_blank=True, default="")
+    critical = serializers.BooleanField(default=False)
+    force_after = serializers.DateTimeField(allow_null=True, default=None)
+    min_version = serializers.CharField(max_length=64, allow_blank=True, default="")
+    rollout_percent = serializers.IntegerField(min_value=0, max_value=100, default=100)
+    compose = serializers.CharField(
+        allow_blank=True,
+        default="",
+        help_text="The vendor's compose file (YAML, with its x-clms-* parts).",
+    )
+    resolve_tags = serializers.BooleanField(
+        default=False,
+        help_text="Pin images given by tag to the registry's digest now.",
+    )
+    dry_run = serializers.BooleanField(
+        default=False,
+        help_text="Only check: answer what would be signed (pinned digests, the "
+        "compose file with them, the changes against the previous release).",
+    )
+    images = ImageSerializer(many=True, required=False, default=list)
+    migration = serializers.DictField(required=False, allow_null=True, default=None)
+    health = serializers.DictField(required=False, default=dict)

@@ -1,4 +1,5 @@
-"""REST routes of the vendor_server app: the school API (contract in docs/vendor.md)."""
+"""REST routes of the vendor_server app: the school API (contract in docs/vendor.md)
+and the staff publishing endpoint."""
 
 from django.urls import path
 
@@ -32,4 +33,5 @@ urlpatterns = [
     path("releases/<str:version>/bundle", views.BundleView.as_view(), name="bundle"),
     path("keys", views.KeysView.as_view(), name="keys"),
     path("reports", views.ReportsView.as_view(), name="reports"),
+    path("staff/releases", views.StaffReleasesView.as_view(), name="staff-releases"),
 ]

@@ -12,15 +12,18 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework import status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import JSONParser
+from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clms_updates import contract
+from clms_updates.actions import VIA_API, Actor
 from vendor_server import actions, indexing, keys
 from vendor_server.api import schema
 from vendor_server.api.auth import (
@@ -29,8 +32,9 @@ from vendor_server.api.auth import (
     SchoolRateThrottle,
     Throttled429,
 )
-from vendor_server.api.serializers import UpdateReportSerializer
+from vendor_server.api.serializers import PublishSerializer, UpdateReportSerializer
 from vendor_server.models import Release
+from vendor_server.publishing import PublishError, ReleaseDraft, preview
 from vendor_server.rollouts import ListedRelease, is_visible
 from vendor_server.schools import KeyOwner
 
@@ -167,3 +171,69 @@ class ReportsView(SchoolAPIView):
         data: dict[str, Any] = dict(serializer.validated_data)
         report = actions.record_report(self.owner(request).school_id, data)
         return Response({"id": report.id}, status=status.HTTP_201_CREATED)
+
+
+class IsReleasePublisher(BasePermission):
+    """Vendor staff allowed to add releases (``vendor_server.add_release``)."""
+
+    message = "Publishing needs a staff account with the permission to add releases."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        return bool(
+            user
+            and user.is_authenticated
+            and user.is_staff
+            and user.has_perm("vendor_server.add_release")
+        )
+
+
+class StaffReleasesView(APIView):
+    """POST staff/releases: publish a release (staff token or session)."""
+
+    authentication_classes = [SessionAuthentication, TokenAuthentication]
+    permission_classes = [IsReleasePublisher]
+
+    @schema.publish_schema
+    def post(self, request: Request) -> Response:
+        serializer = PublishSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data: dict[str, Any] = dict(serializer.validated_data)
+        draft = ReleaseDraft(
+            version=data["version"],
+            channel=data["channel"],
+            changelog=data["changelog"],
+            critical=data["critical"],
+            force_after=data["force_after"],
+            min_version=data["min_version"],
+            rollout_percent=data["rollout_percent"],
+            images=[dict(i) for i in data["images"]],
+            migration=data["migration"],
+            health_check=dict(data["health"]),
+            compose_text=data["compose"],
+            resolve_tags=data["resolve_tags"],
+        )
+        if data["dry_run"]:
+            shown = preview(draft)
+            if shown.problems:
+                raise PublishError(shown.problems)
+            return Response(
+                {
+                    "pinned": shown.pinned,
+                    "compose": shown.compose_text,
+                    "previous": shown.previous,
+                    "changes": shown.changes,
+                }
+            )
+        release = actions.publish_release(
+            draft, actor=Actor.from_request(request, VIA_API)
+        )
+        return Response(
+            {
+                "version": release.version,
+                "channel": release.channel,
+                "manifest_sha256": release.manifest_sha256,
+                "pinned": draft.pinned,
+            },
+            status=status.HTTP_201_CREATED,
+        )

@@ -4,7 +4,10 @@ Scripted publishing, with the same checks as the admin form. ``--compose``
 makes it a compose release: the file is the vendor's compose file (services,
 volumes, networks, and its ``x-clms-settings`` / ``x-clms-migration`` /
 ``x-clms-health`` parts); ``--resolve-tags`` pins images given by tag to the
-digest the registry holds now, and prints what it pinned.
+digest the registry holds now, and prints what it pinned. ``--dry-run``
+signs nothing: it prints the pinned digests and what the project changes
+against the previous release (``--write-pinned FILE`` keeps the compose file
+with those digests, to publish exactly that).
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clms_updates.actions import Actor
 from vendor_server import actions, keys
-from vendor_server.publishing import PublishError, ReleaseDraft, load_manifest_file
+from vendor_server.publishing import (
+    PublishError,
+    ReleaseDraft,
+    load_manifest_file,
+    preview,
+)
 
 
 class Command(BaseCommand):
@@ -34,6 +42,16 @@ class Command(BaseCommand):
             help="pin images given by tag to the registry's digest (printed)",
         )
         parser.add_argument("--bundle", type=Path)
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="check only: print the pinned digests and the project's changes",
+        )
+        parser.add_argument(
+            "--write-pinned",
+            type=Path,
+            help="with --dry-run: write the compose file with the pinned digests here",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         bundle: Path | None = options["bundle"]
@@ -57,6 +75,9 @@ class Command(BaseCommand):
                 compose_text=compose_text,
                 resolve_tags=options["resolve_tags"],
             )
+            if options["dry_run"]:
+                self._preview(draft, options["write_pinned"])
+                return
             release = actions.publish_release(draft, actor=Actor.command())
         except PublishError as e:
             raise CommandError(
@@ -71,3 +92,18 @@ class Command(BaseCommand):
             f"Published {release.version} ({release.channel}); manifest sha256 "
             f"{release.manifest_sha256}."
         )
+
+    def _preview(self, draft: ReleaseDraft, write_to: Path | None) -> None:
+        shown = preview(draft)
+        if shown.problems:
+            raise PublishError(shown.problems)
+        for line in shown.pinned:
+            self.stdout.write(f"Would pin {line}")
+        against = f"against {shown.previous}" if shown.previous else "(first release)"
+        self.stdout.write(f"Changes {against}:")
+        for line in shown.changes or ["no change to the project"]:
+            self.stdout.write(f"  - {line}")
+        if write_to is not None and draft.compose_text:
+            write_to.write_text(shown.compose_text)
+            self.stdout.write(f"Wrote the pinned compose file to {write_to}.")
+        self.stdout.write("Dry run: nothing was signed or published.")
