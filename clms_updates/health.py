@@ -1,4 +1,5 @@
-"""Component checks behind ``/healthz``: database, Redis, Celery workers, Docker engine.
+"""Component checks behind ``/healthz``: database, Redis, Celery workers, Docker engine,
+the compose CLI.
 
 Each check returns up/down with a reason a person can act on. A check never
 raises and never waits longer than ``HEALTHZ_TIMEOUT`` seconds.
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 from django.db import connection
+
+from clms_updates import composecli
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,23 @@ def check_docker() -> tuple[bool, str]:
     )
 
 
+def check_compose() -> tuple[bool, str]:
+    """The compose CLI the agent applies releases with (chosen once per process)."""
+    if not settings.SCHOOL_ROLE_ENABLED:
+        return True, "not used by the vendor server"
+    try:
+        cli = composecli.find_cli()
+    except composecli.ComposeUnavailable as e:
+        return False, str(e)
+    return True, cli.label
+
+
 CHECKS: dict[str, Callable[[], tuple[bool, str]]] = {
     "database": check_database,
     "redis": check_redis,
     "celery": check_celery,
     "docker": check_docker,
+    "compose": check_compose,
 }
 
 

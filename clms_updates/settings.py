@@ -282,11 +282,13 @@ SPECTACULAR_SETTINGS = {
 # Health, email, logging
 # ---------------------------------------------------------------------------
 
-# Components whose failure turns /healthz into a 503. Docker matters only to
-# the school agent, which drives the CLMS stack through it.
+# Components whose failure turns /healthz into a 503. Docker and the compose
+# CLI matter only to the school agent, which applies releases with them.
 HEALTHZ_REQUIRED = envlist(
     "HEALTHZ_REQUIRED",
-    "database,redis,celery,docker" if SCHOOL_ROLE_ENABLED else "database,redis,celery",
+    "database,redis,celery,docker,compose"
+    if SCHOOL_ROLE_ENABLED
+    else "database,redis,celery",
 )
 HEALTHZ_TIMEOUT = envint("HEALTHZ_TIMEOUT", "2", minimum=1)
 

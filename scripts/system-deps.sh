@@ -3,8 +3,8 @@
 # As root it installs them; with sudo it uses sudo; otherwise it names them and stops.
 set -euo pipefail
 
-run_packages=(redis-server docker.io docker-registry busybox-static skopeo postgresql gnupg zstd)
-test_packages=("${run_packages[@]}" chromium chromium-driver apache2-utils docker-compose wrk)
+run_packages=(redis-server docker.io docker-compose docker-registry busybox-static skopeo postgresql gnupg zstd)
+test_packages=("${run_packages[@]}" chromium chromium-driver apache2-utils wrk)
 
 case "${1:-test}" in
   run) wanted=("${run_packages[@]}") ;;

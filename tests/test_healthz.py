@@ -12,7 +12,13 @@ def test_it_reports_every_component(client, settings) -> None:
     settings.HEALTHZ_TIMEOUT = 1
     response = client.get("/healthz")
     body = response.json()
-    assert set(body["components"]) == {"database", "redis", "celery", "docker"}
+    assert set(body["components"]) == {
+        "database",
+        "redis",
+        "celery",
+        "docker",
+        "compose",
+    }
     assert body["components"]["database"]["up"] is True
     assert body["components"]["database"]["required"] is True
     assert response.status_code == 200
@@ -76,3 +82,26 @@ def test_celery_is_down_without_workers_and_up_with_one(
     assert (
         "no Celery worker answered" in response.json()["components"]["celery"]["detail"]
     )
+
+
+def test_the_compose_cli_the_agent_uses_is_shown_and_its_absence_explained(
+    client, settings
+) -> None:
+    from clms_updates import composecli
+
+    settings.HEALTHZ_REQUIRED = ["database", "compose"]
+    composecli.forget_cli()
+    compose = client.get("/healthz").json()["components"]["compose"]
+    assert compose["up"] is True, compose
+    assert "compose" in compose["detail"] and compose["detail"][-1].isdigit()
+
+    settings.CLMS_COMPOSE_COMMAND = "/nonexistent/docker-compose"
+    composecli.forget_cli()
+    try:
+        response = client.get("/healthz")
+    finally:
+        composecli.forget_cli()
+    assert response.status_code == 503
+    detail = response.json()["components"]["compose"]["detail"]
+    assert "No Docker Compose was found" in detail
+    assert "CLMS_COMPOSE_COMMAND" in detail
