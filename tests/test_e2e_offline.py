@@ -12,6 +12,7 @@ pipeline as an online update, and the services run 1.0.2 and answer health.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from devtools.demo_stack import health
+from devtools.demo_stack import health, releases
 from devtools.demo_stack.images import LOCAL_REPOSITORY
 from devtools.services import Service, start_registry
 from tests.e2e_support import FAST_HEALTH, School, school_fixture  # noqa: F401
@@ -155,3 +156,144 @@ def test_a_bundle_on_a_usb_stick_updates_an_installation_with_no_connection(
         image = runtime.pull_by_digest(client, school.images["1.0.2"])
         image.tag(LOCAL_REPOSITORY, tag="1.0.2")
         image.tag(school.images["1.0.2"].split("@", 1)[0], tag="1.0.2")
+
+
+# ---------------------------------------------------------------------------
+# Source bundles: built offline on the school's server
+# ---------------------------------------------------------------------------
+
+SOURCE_IMAGE = "clms/app:1.0.3-source"
+
+
+def source_bundle(
+    school: School, registry: str, tmp_path: Path, dockerfile: str
+) -> tuple[Path, str]:
+    """The vendor publishes 1.0.3 as a source release FROM 1.0.2 and bundles it."""
+    base = push_to(registry, school.images["1.0.2"])
+    folder = tmp_path / "source-1.0.3"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text(dockerfile.format(base=base))
+    (folder / "NOTES").write_text("CLMS 1.0.3, built from source at the school\n")
+    publish(
+        ReleaseDraft(
+            version="1.0.3",
+            changelog="Built from source",
+            compose_text=releases.compose_file(SOURCE_IMAGE),
+            source={
+                "image": SOURCE_IMAGE,
+                "services": ["app", "worker"],
+                "base_images": [base],
+            },
+            source_dir=folder,
+        ),
+        published_by="e2e",
+    )
+    usb = tmp_path / "usb" / "clms-1.0.3.zip"
+    call_command(
+        "build_bundle", "1.0.3", output=usb, source=folder, stdout=io.StringIO()
+    )
+    return usb, base
+
+
+@pytest.fixture
+def built_images() -> Iterator[None]:
+    """Remove what a source build leaves in the engine (other tests remove its base)."""
+    yield
+    client = runtime.docker_client()
+    for image in client.images.list(name="clms-offline-base"):
+        for tag in image.tags:
+            if tag.startswith("clms-offline-base:"):
+                client.images.remove(tag)
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove(SOURCE_IMAGE, force=True)
+    client.images.prune(filters={"dangling": True})
+
+
+def go_offline(school: School, registry: Service, settings) -> None:  # type: ignore[no-untyped-def]
+    registry.stop()
+    settings.UPDATES_VENDOR_URL = "http://127.0.0.1:9"  # the vendor is stopped
+    settings.UPDATES_SOURCE_TIMEOUT_SECONDS = 1
+
+
+def apply_scanned(admin_api) -> UpdateRun:  # type: ignore[no-untyped-def]
+    offline.scan_offline_folder()
+    bundle = OfflineBundle.objects.get(file_name="clms-1.0.3.zip")
+    assert bundle.state == OfflineBundle.State.VERIFIED, bundle.reason
+    assert "source kept for an offline build" in bundle.reason
+    answer = admin_api.post(f"/api/updates/bundles/{bundle.pk}/apply")
+    assert answer.status_code == 201, answer.content
+    execute_run(answer.json()["run_id"])
+    return UpdateRun.objects.get(pk=answer.json()["run_id"])
+
+
+def test_a_source_bundle_is_built_offline_and_updates_the_stack(
+    built_images: None,
+    offline_school: School,
+    district_registry: Service,
+    admin_api,
+    settings,
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    school = offline_school
+    _, base = source_bundle(
+        school,
+        district_registry.env["CLMS_TEST_REGISTRY"],
+        tmp_path,
+        "FROM {base}\nCOPY NOTES /app/NOTES\nRUN echo 1.0.3 > /app/VERSION\n",
+    )
+    go_offline(school, district_registry, settings)
+
+    run = apply_scanned(admin_api)
+
+    assert run.state == UpdateRun.State.SUCCEEDED, run.log
+    assert "Build: Step 3/4 : RUN echo 1.0.3 > /app/VERSION" in run.log, run.log
+    fetch = next(s for s in run.steps if s["name"] == "fetch")
+    assert "built offline from the signed source" in str(fetch), fetch
+    status, body = health(school.stack.health_url)
+    assert (status, body["version"]) == (200, "1.0.3")
+    release = AvailableRelease.objects.get(version="1.0.3")
+    source = release.manifest().source
+    assert source is not None
+    client = runtime.docker_client()
+    built = client.images.get(SOURCE_IMAGE)
+    assert built.labels[offline.SOURCE_LABEL] == source.sha256
+    containers = stack.service_containers(client, school.stack.project)
+    assert {c.attrs["Image"] for cs in containers.values() for c in cs} == {built.id}
+    app = containers["app"][0]
+    assert app.exec_run(["cat", "/app/NOTES"]).output == (
+        b"CLMS 1.0.3, built from source at the school\n"
+    )
+    assert AgentState.load().installed_version == "1.0.3"
+    bundle = OfflineBundle.objects.get(file_name="clms-1.0.3.zip")
+    assert bundle.images[base] == client.images.get(school.images["1.0.2"]).id
+
+
+def test_a_source_build_that_needs_the_network_fails_naming_its_line(
+    built_images: None,
+    offline_school: School,
+    district_registry: Service,
+    admin_api,
+    settings,
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    school = offline_school
+    source_bundle(
+        school,
+        district_registry.env["CLMS_TEST_REGISTRY"],
+        tmp_path,
+        "FROM {base}\nRUN wget -q -O /app/extra http://downloads.example.com/x\n",
+    )
+    go_offline(school, district_registry, settings)
+    ids = stack.container_ids(runtime.docker_client(), school.stack.project)
+
+    run = apply_scanned(admin_api)
+
+    assert run.state == UpdateRun.State.FAILED, run.log
+    assert run.error_code == "build_failed"
+    assert "Dockerfile line 2 (`RUN wget -q -O /app/extra" in run.error_message
+    assert "A source build has no network" in run.error_message
+    assert "Nothing was changed" in run.error_message
+    assert [s["name"] for s in run.steps] == ["preflight", "fetch"]
+    assert stack.container_ids(runtime.docker_client(), school.stack.project) == ids
+    assert health(school.stack.health_url)[1]["version"] == "1.0.0"
+    assert AgentState.load().installed_version == "1.0.0"

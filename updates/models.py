@@ -534,8 +534,11 @@ class OfflineBundle(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     # Where the file is now (the offline folder, or quarantine when refused).
     path = models.CharField(max_length=1000, blank=True)
-    # Image reference (repo@sha256:…) -> local image id it was loaded as.
+    # Image reference (repo@sha256:…) -> local image id it was loaded as (a
+    # source release's base images included).
     images = models.JSONField(default=dict, blank=True)
+    # A source release: the verified source tree kept for the build.
+    source_dir = models.CharField(max_length=1000, blank=True)
 
     class Meta:
         ordering = ["-found_at", "-id"]

@@ -41,7 +41,7 @@ from clms_updates.manifest.compose import (
 )
 from clms_updates.manifest.compose import services as compose_services
 from clms_updates.manifest.schema import CHANNELS, parse_time
-from vendor_server import compose_check, indexing, keys, registry
+from vendor_server import compose_check, indexing, keys, registry, sources
 from vendor_server.models import Release
 from vendor_server.releases import (
     build_manifest,
@@ -86,7 +86,10 @@ class ReleaseDraft:
     # digest (shown before signing: ``pinned``).
     compose_text: str = ""
     resolve_tags: bool = False
+    # A source release: its ``source`` part (see ``vendor_server.sources``) and
+    # the folder whose tree digest it signs.
     source: dict[str, Any] | None = None
+    source_dir: Path | None = None
     # Filled by ``validate`` from ``compose_text``.
     compose: dict[str, Any] | None = None
     settings: list[dict[str, Any]] = field(default_factory=list)
@@ -193,6 +196,14 @@ def validate(draft: ReleaseDraft, *, now: datetime) -> list[str]:
         )
     if not 0 <= draft.rollout_percent <= 100:
         problems.append("the rollout percentage must be from 0 to 100")
+    if draft.source is not None:
+        if not draft.compose_text:
+            problems.append(
+                "a source release is a compose release: give its compose file, whose "
+                f"built services run {draft.source.get('image')!r}"
+            )
+        draft.source, found = sources.prepare(draft.source, draft.source_dir)
+        problems.extend(found)
     if draft.compose_text:
         _prepare_compose(draft, problems)
     images = _validate_images(draft, problems)
@@ -261,10 +272,15 @@ def _prepare_compose(draft: ReleaseDraft, problems: list[str]) -> None:
         for name, image in sorted(service_images(project).items())
         if name not in built
     ]
-    if len(problems) == before and draft.source is None:
-        # What the signature must cover (a source release is checked with its build).
+    if len(problems) == before:
+        # What the signature must cover (built services run the image the build tags).
         try:
-            check_project(project, settings=release.settings)
+            check_project(
+                project,
+                settings=release.settings,
+                built_image=(draft.source or {}).get("image"),
+                built_services=tuple(sorted(built)),
+            )
         except ComposeError as e:
             problems.append(str(e))
             return

@@ -17,7 +17,9 @@ from clms_updates.manifest.freshness import (
     check_offline_manifest_fresh,
 )
 from clms_updates.manifest.schema import (
+    COMPOSE_FORMAT,
     FORMAT_VERSION,
+    BaseImage,
     Bundle,
     HealthCheck,
     Image,
@@ -26,6 +28,7 @@ from clms_updates.manifest.schema import (
     Migration,
     ReleaseIndex,
     ReleaseManifest,
+    SourceBuild,
     canonical_json,
     parse_index,
     parse_manifest,
@@ -40,7 +43,9 @@ from clms_updates.manifest.signing import (
 )
 
 __all__ = [
+    "COMPOSE_FORMAT",
     "FORMAT_VERSION",
+    "BaseImage",
     "Bundle",
     "ExpiredError",
     "HealthCheck",
@@ -52,6 +57,7 @@ __all__ = [
     "ReleaseManifest",
     "ReplayError",
     "SignatureError",
+    "SourceBuild",
     "canonical_json",
     "check_index_freshness",
     "check_offline_manifest_fresh",

@@ -14,8 +14,17 @@ and ``write_bundle``; the agent's ``updates.offline`` reads them with
     images/<digest prefix>/manifest.json   the registry manifest of an image
     images/<digest prefix>/image.tar       the image as ``docker save`` wrote it
 
+    source/...                     a source release: its source tree
+    base-images/<digest prefix>/…  and every image it builds FROM (same two files)
+
 (``<digest prefix>`` is the first 16 hex digits of the image's digest, so two
 services of one image share one copy.)
+
+A source release's manifest signs the source tree by ``tree_digest``: the
+sha256 of the canonical list of its files (path below ``source/``, sha256,
+size). The agent computes it from the signed ``bundle.json`` before it
+extracts anything, then checks every file as it extracts it; the base images
+follow the same chain as the images above.
 
 ``bundle.json`` binds everything: the manifest by sha256, every other entry
 by path, sha256 and size, and per service the two image files. The chain
@@ -30,7 +39,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +62,9 @@ SIGNED_NAMES = (
 KEY_NAME = "vendor-key.asc"
 # The signed documents are small; more than this is refused before reading.
 MAX_SIGNED_DOCUMENT_BYTES = 1024 * 1024
+
+SOURCE_PREFIX = "source/"
+BASE_IMAGES_PREFIX = "base-images/"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -81,6 +93,15 @@ class ContentsImage:
 
 
 @dataclass(frozen=True)
+class ContentsBaseImage:
+    """Where an image a source release builds FROM is inside the bundle."""
+
+    reference: str
+    registry_manifest: str
+    archive: str
+
+
+@dataclass(frozen=True)
 class BundleContents:
     """The parsed, signed table of contents of a bundle."""
 
@@ -89,9 +110,45 @@ class BundleContents:
     manifest_sha256: str
     files: tuple[ContentsFile, ...]
     images: tuple[ContentsImage, ...]
+    base_images: tuple[ContentsBaseImage, ...] = ()
 
     def file(self, path: str) -> ContentsFile:
         return next(f for f in self.files if f.path == path)
+
+    def source_digest(self) -> str:
+        """The ``tree_digest`` of the source files the bundle lists (empty: none)."""
+        entries = [
+            (f.path.removeprefix(SOURCE_PREFIX), f.sha256, f.size)
+            for f in self.files
+            if f.path.startswith(SOURCE_PREFIX)
+        ]
+        return tree_digest(entries) if entries else ""
+
+
+def tree_digest(entries: Iterable[tuple[str, str, int]]) -> str:
+    """The digest a manifest signs a source tree by: (path, sha256, size) of each file."""
+    listing = sorted([path, digest, size] for path, digest, size in entries)
+    return sha256_hex(canonical_json({"files": listing}))
+
+
+def tree_entries(root: Path) -> list[tuple[str, str, int]]:
+    """(path relative to ``root``, sha256, size) of every file below ``root``.
+
+    Only regular files and folders may be in a source tree: a link or a
+    device raises ``ValueError`` naming it.
+    """
+    entries = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            raise ValueError(
+                f"{relative} in the source is a link or a special file; a source "
+                "release holds only regular files"
+            )
+        if path.is_file():
+            digest, size = sha256_and_size(path)
+            entries.append((relative, digest, size))
+    return entries
 
 
 def parse_contents(data: bytes) -> BundleContents:
@@ -142,12 +199,29 @@ def parse_contents(data: bytes) -> BundleContents:
                     "in its files"
                 )
         images.append(ContentsImage(*(item[k] for k in keys)))
+    bases: list[ContentsBaseImage] = []
+    for i, item in enumerate(raw.get("base_images") or []):
+        needed = ("reference", "registry_manifest", "archive")
+        if not isinstance(item, dict) or not all(
+            isinstance(item.get(k), str) and item[k] for k in needed
+        ):
+            raise ContentsError(
+                f"bundle.json: base_images[{i}] needs {', '.join(needed)}"
+            )
+        for key in ("registry_manifest", "archive"):
+            if item[key] not in paths:
+                raise ContentsError(
+                    f"bundle.json: base_images[{i}].{key} names {item[key]!r}, which "
+                    "is not in its files"
+                )
+        bases.append(ContentsBaseImage(*(item[k] for k in needed)))
     return BundleContents(
         product=raw["product"],
         version=raw["version"],
         manifest_sha256=raw["manifest_sha256"],
         files=tuple(files),
         images=tuple(images),
+        base_images=tuple(bases),
     )
 
 
@@ -156,9 +230,9 @@ def parse_contents(data: bytes) -> BundleContents:
 # ---------------------------------------------------------------------------
 
 
-def image_folder(digest: str) -> str:
+def image_folder(digest: str, *, prefix: str = "images/") -> str:
     """Where an image's two files go in the bundle: ``images/<16 hex digits>``."""
-    return f"images/{digest.removeprefix('sha256:')[:16]}"
+    return f"{prefix}{digest.removeprefix('sha256:')[:16]}"
 
 
 def contents_document(
@@ -168,6 +242,7 @@ def contents_document(
     manifest_bytes: bytes,
     images: Sequence[ContentsImage],
     files: Mapping[str, Path],
+    base_images: Sequence[ContentsBaseImage] = (),
 ) -> bytes:
     """The canonical bytes of ``bundle.json`` for these files (each hashed here)."""
     listed = []
@@ -189,6 +264,14 @@ def contents_document(
                     "archive": image.archive,
                 }
                 for image in images
+            ],
+            "base_images": [
+                {
+                    "reference": base.reference,
+                    "registry_manifest": base.registry_manifest,
+                    "archive": base.archive,
+                }
+                for base in base_images
             ],
             "files": listed,
         }

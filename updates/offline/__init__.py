@@ -6,11 +6,14 @@ Public entry points:
   (applying a verified bundle is the action ``updates.actions.apply_bundle``);
 - ``images_available(release)`` / ``local_image_for(reference)``: for the
   pipeline's fetch step, which uses loaded images instead of pulling;
+- ``build_source(manifest, client, on_line=…)``: for a source release, the
+  fetch step's offline build from the kept, verified source (``building``);
 - ``offline_overview()``: what the offline page shows.
 
 The feature's page is ``views``, its API ``api``, its beat task ``tasks``.
 """
 
+from updates.offline.building import SOURCE_LABEL, BuildFailed, build_source
 from updates.offline.errors import BundleError, BundleNotReady, BundleRefused
 from updates.offline.loading import images_available, local_image_for
 from updates.offline.scanning import (
@@ -28,10 +31,13 @@ def register_offline_source() -> None:
 
 
 __all__ = [
+    "SOURCE_LABEL",
+    "BuildFailed",
     "BundleError",
     "BundleNotReady",
     "BundleRefused",
     "OfflineSource",
+    "build_source",
     "images_available",
     "local_image_for",
     "offline_overview",

@@ -80,32 +80,39 @@ def load_images(
         expected_id = config_digest(
             unpacked.root / entry.registry_manifest, signed.digest, signed.service
         )
-        archive = unpacked.root / entry.archive
-        try:
-            with archive.open("rb") as f:
-                images = client.images.load(f)
-        except docker.errors.APIError as e:
-            raise BundleRefused(
-                f"Docker could not load the image of {signed.service}: "
-                f"{e.explanation or e}",
-                code="image_load",
-            ) from None
-        except requests.RequestException as e:
-            raise BundleNotReady(
-                f"the Docker engine stopped answering while loading images: {e}"
-            ) from None
-        ids = {image.id for image in images}
-        if expected_id not in ids:
-            raise BundleRefused(
-                f"the image archive of {signed.service} loaded as "
-                f"{', '.join(sorted(ids)) or 'nothing'}, not the signed image "
-                f"{expected_id}",
-                code="image_mismatch",
-            )
+        load_archive(
+            client, unpacked.root / entry.archive, expected_id, what=signed.service
+        )
         image = client.images.get(expected_id)
         image.tag(signed.repository, tag=f"offline-{unpacked.manifest.version}")
         loaded[signed.reference] = expected_id
     return loaded
+
+
+def load_archive(
+    client: docker.DockerClient, archive: Path, expected_id: str, *, what: str
+) -> None:
+    """``docker load`` one archive; refused unless it loads the image ``expected_id``."""
+    try:
+        with archive.open("rb") as f:
+            images = client.images.load(f)
+    except docker.errors.APIError as e:
+        raise BundleRefused(
+            f"Docker could not load the image of {what}: {e.explanation or e}",
+            code="image_load",
+        ) from None
+    except requests.RequestException as e:
+        raise BundleNotReady(
+            f"the Docker engine stopped answering while loading images: {e}"
+        ) from None
+    ids = {image.id for image in images}
+    if expected_id not in ids:
+        raise BundleRefused(
+            f"the image archive of {what} loaded as "
+            f"{', '.join(sorted(ids)) or 'nothing'}, not the signed image "
+            f"{expected_id}",
+            code="image_mismatch",
+        )
 
 
 def local_image_for(

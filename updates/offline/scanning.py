@@ -27,10 +27,13 @@ from clms_updates import audit
 from clms_updates.files import sha256_file
 from clms_updates.manifest import parse_version
 from updates.models import AgentState, AvailableRelease, OfflineBundle
+from updates.offline.building import prepare_source
 from updates.offline.errors import BundleNotReady, BundleRefused
 from updates.offline.loading import load_images
 from updates.offline.verifying import UnpackedBundle, unpack_bundle
 from updates.releases import notify_admins_once
+from updates.runtime import docker_client
+from updates.runtime.errors import DockerUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -169,13 +172,25 @@ def process_bundle(
             path, now=now, work_dir=Path(settings.UPDATES_OFFLINE_WORK_DIR)
         )
         images = load_images(unpacked)
+        if unpacked.manifest.source is not None:
+            try:
+                client = docker_client()
+            except DockerUnavailable as e:
+                raise BundleNotReady(str(e)) from None
+            bundle.source_dir, bases = prepare_source(unpacked, client)
+            images.update(bases)
         release = _offer_release(unpacked, now=now)
         bundle.state = OfflineBundle.State.VERIFIED
         bundle.version = release.version
         bundle.images = images
+        built = (
+            " and its source kept for an offline build"
+            if unpacked.manifest.source is not None
+            else ""
+        )
         bundle.reason = (
             f"Signature by {unpacked.signer} verified; {len(images)} image(s) loaded "
-            f"and matched. CLMS {release.version} is ready to apply."
+            f"and matched{built}. CLMS {release.version} is ready to apply."
         )
         bundle.path = str(path)
     except BundleRefused as e:

@@ -10,7 +10,9 @@
 4. check the manifest: its sha256 is the one ``bundle.json`` names, same
    version and product, the school's channel, above the installed version,
    reachable from it (``min_version``), inside the offline expiry rule;
-5. check that the ZIP holds exactly the files ``bundle.json`` lists;
+5. check that the ZIP holds exactly the files ``bundle.json`` lists, and for
+   a source release that their tree digest is the signed one and every base
+   image it builds FROM is there;
 6. only then stream each file into a fresh work folder, checking its size
    and sha256 against the signed list.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,6 +46,7 @@ from clms_updates.manifest.bundle import (
     MANIFEST_SIGNATURE_NAME,
     MAX_SIGNED_DOCUMENT_BYTES,
     SIGNED_NAMES,
+    SOURCE_PREFIX,
     BundleContents,
     ContentsError,
     parse_contents,
@@ -158,6 +162,48 @@ def check_release_rules(manifest: ReleaseManifest, *, now: datetime) -> None:
         raise BundleRefused(str(e), code="expired") from None
 
 
+def _check_source(
+    manifest: ReleaseManifest, contents: BundleContents, listed: Mapping[str, object]
+) -> None:
+    """A source release's bundle holds exactly the signed tree and every base image."""
+    source = manifest.source
+    if source is None:
+        if contents.source_digest() or contents.base_images:
+            raise BundleRefused(
+                "the bundle carries source or base images, but its signed manifest "
+                "is not a source release",
+                code="mismatch",
+            )
+        return
+    if contents.source_digest() != source.sha256:
+        raise BundleRefused(
+            "the source in the bundle is not the source tree the release signed "
+            f"(tree digest {contents.source_digest() or 'none'}, signed "
+            f"{source.sha256}): it was changed after signing",
+            code="tampered",
+        )
+    if SOURCE_PREFIX + source.dockerfile not in listed:
+        raise BundleRefused(
+            f"the source has no {source.dockerfile}, which the release builds from",
+            code="incomplete",
+        )
+    shipped = {b.reference for b in contents.base_images}
+    missing = sorted({b.reference for b in source.base_images} - shipped)
+    if missing:
+        raise BundleRefused(
+            f"the bundle lacks the base image(s) {', '.join(missing)} the release "
+            "builds FROM; a source build has no registry to fetch them from",
+            code="incomplete",
+        )
+    extra = sorted(shipped - {b.reference for b in source.base_images})
+    if extra:
+        raise BundleRefused(
+            f"the bundle carries base image(s) {', '.join(extra)} the release does not "
+            "name",
+            code="mismatch",
+        )
+
+
 def unpack_bundle(path: Path, *, now: datetime, work_dir: Path) -> UnpackedBundle:
     """Steps 1-6 of the module docstring; raise ``BundleRefused`` saying why."""
     with extraction.open_bundle(path) as archive:
@@ -206,6 +252,7 @@ def unpack_bundle(path: Path, *, now: datetime, work_dir: Path) -> UnpackedBundl
                     + " (a file was added or removed after signing)",
                     code="tampered",
                 )
+            _check_source(manifest, contents, listed)
             for image in contents.images:
                 signed = {i.service: i.reference for i in manifest.images}
                 if signed.get(image.service) != image.reference:

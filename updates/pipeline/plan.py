@@ -73,9 +73,13 @@ def plan_for(run: UpdateRun) -> Plan:
             f"The stored release {run.release.version} did not verify ({e}); it was "
             "not applied and nothing was changed. Check for updates again.",
         ) from None
+    images = {image.service: image.reference for image in manifest.images}
+    if manifest.source is not None:
+        # A source release's built services run the image the build tags.
+        images.update(dict.fromkeys(manifest.source.services, manifest.source.image))
     return Plan(
         to_version=manifest.version,
-        images={image.service: image.reference for image in manifest.images},
+        images=images,
         health=manifest.health,
         migration=manifest.migration,
         min_version=manifest.min_version,

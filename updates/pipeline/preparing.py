@@ -218,8 +218,10 @@ def local_image(client: docker.DockerClient, reference: str) -> str | None:
 def fetch(ctx: Context) -> str:
     """Pull every image by digest (unless it is here and matched), with bytes and an ETA."""
     references = ctx.plan.references
-    present: dict[str, str] = {}
+    present: dict[str, str] = _build_source(ctx)
     for number, reference in enumerate(references, start=1):
+        if reference in present:
+            continue
         if "@" not in reference:
             # A rollback to an image known only by id: it must still be here.
             _require_local(ctx, reference)
@@ -255,16 +257,61 @@ def fetch(ctx: Context) -> str:
         ctx.check_lease()
     # apply and migrate run what is recorded here (an offline image by its id).
     save_checkpoint(ctx.run, local_images=present)
-    pulled = len([r for r in references if "@" in r]) - len(present)
-    loaded = len([r for r, use in present.items() if use != r])
+    signed = [r for r in references if "@" in r]
+    pulled = len([r for r in signed if r not in present])
+    loaded = len([r for r in signed if r in present and present[r] != r])
+    unchanged = len([r for r in signed if present.get(r) == r])
     parts = [f"{pulled} image(s) pulled by digest"]
-    if len(present) - loaded:
-        parts.append(
-            f"{len(present) - loaded} already in the engine under the signed digest"
-        )
+    if unchanged:
+        parts.append(f"{unchanged} already in the engine under the signed digest")
     if loaded:
         parts.append(f"{loaded} loaded from a verified offline bundle")
+    manifest = ctx.plan.manifest
+    if manifest is not None and manifest.source is not None:
+        parts.append(
+            f"{manifest.source.image} built offline from the signed source "
+            f"(sha256 {manifest.source.sha256[:12]}…) as {present[manifest.source.image]}"
+        )
     return "; ".join(parts)
+
+
+def _build_source(ctx: Context) -> dict[str, str]:
+    """A source release: build its image offline now, before anything changes."""
+    manifest = ctx.plan.manifest
+    if manifest is None or manifest.source is None:
+        return {}
+    source = manifest.source
+    ctx.report(0, f"Building {source.image} from the signed source (no network)")
+    lines = [0]
+
+    def on_line(line: str) -> None:
+        lines[0] += 1
+        ctx.report(min(0.9, lines[0] / 50), f"Build: {line[:300]}")
+
+    try:
+        built = offline.build_source(manifest, ctx.client, on_line=on_line)
+    except offline.BuildFailed as e:
+        raise StepFailed("build_failed", str(e)) from None
+    ctx.check_lease()
+    return {source.image: built}
+
+
+def _verify_built(ctx: Context) -> None:
+    """The image built from source still carries the signed source digest."""
+    manifest = ctx.plan.manifest
+    if manifest is None or manifest.source is None:
+        return
+    use = ctx.image_for_reference(manifest.source.image)
+    try:
+        labels = ctx.client.images.get(use).labels or {}
+    except docker.errors.ImageNotFound:
+        labels = {}
+    if labels.get(offline.SOURCE_LABEL) != manifest.source.sha256:
+        raise StepFailed(
+            "digest_mismatch",
+            f"The image built from source ({use}) is gone or no longer carries the "
+            "signed source digest; it was not used and nothing was changed.",
+        )
 
 
 def _require_local(ctx: Context, reference: str) -> None:
@@ -281,6 +328,7 @@ def _require_local(ctx: Context, reference: str) -> None:
 def verify(ctx: Context) -> str:
     """Version rules hold and every pulled image carries its signed digest."""
     check_version_rules(ctx.run, ctx.plan)
+    _verify_built(ctx)
     for reference in ctx.plan.references:
         if "@" not in reference:
             continue
@@ -306,7 +354,13 @@ def verify(ctx: Context) -> str:
             ) from None
         except runtime.ImageMismatch as e:
             raise StepFailed("digest_mismatch", str(e)) from None
-    return f"signature and {len(ctx.plan.references)} digest(s) verified"
+    signed = [r for r in ctx.plan.references if "@" in r]
+    built = (
+        "; the built image carries the signed source digest"
+        if ctx.plan.manifest is not None and ctx.plan.manifest.source is not None
+        else ""
+    )
+    return f"signature and {len(signed)} digest(s) verified{built}"
 
 
 # ---------------------------------------------------------------------------

@@ -118,6 +118,9 @@ class BundleSpec:
     edit_contents: Callable[[dict[str, Any]], None] | None = None
     # Carry the vendor's public key (vendor-key.asc) for never-online agents.
     include_key: bool = True
+    # A source release: its files (path below source/ -> bytes) and base images.
+    source: dict[str, bytes] = field(default_factory=dict)
+    base_images: list[ImagePayload] = field(default_factory=list)
 
 
 def write_bundle(spec: BundleSpec, path: Path) -> Path:
@@ -136,6 +139,20 @@ def write_bundle(spec: BundleSpec, path: Path) -> Path:
                 "archive": f"{base}/image.tar",
             }
         )
+    for name, data in spec.source.items():
+        files[f"source/{name}"] = data
+    bases: list[dict[str, str]] = []
+    for number, image in enumerate(spec.base_images):
+        base = f"base-images/{number}"
+        files[f"{base}/manifest.json"] = image.registry_manifest
+        files[f"{base}/image.tar"] = image.archive
+        bases.append(
+            {
+                "reference": image.reference,
+                "registry_manifest": f"{base}/manifest.json",
+                "archive": f"{base}/image.tar",
+            }
+        )
     manifest_bytes = spec.manifest.to_bytes()
     contents: dict[str, Any] = {
         "format": 1,
@@ -144,6 +161,7 @@ def write_bundle(spec: BundleSpec, path: Path) -> Path:
         "version": spec.manifest.version,
         "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
         "images": images,
+        "base_images": bases,
         "files": [
             {
                 "path": name,
@@ -197,6 +215,16 @@ def manifest_for(
     }
     values.update(overrides)
     return make_manifest(version, **values)
+
+
+def source_digest(files: dict[str, bytes]) -> str:
+    """The tree digest a manifest signs for these source files."""
+    from clms_updates.manifest.bundle import tree_digest
+
+    return tree_digest(
+        (name, hashlib.sha256(data).hexdigest(), len(data))
+        for name, data in files.items()
+    )
 
 
 def json_bytes(data: Any) -> bytes:

@@ -276,3 +276,80 @@ def test_publish_release_dry_run_prints_pins_and_changes_and_signs_nothing(
         "publish_release", "--manifest", str(manifest), "--compose", str(pinned)
     )
     assert Release.objects.get(version="1.1.0").images[0]["reference"] == image
+
+
+# ---------------------------------------------------------------------------
+# Source releases
+# ---------------------------------------------------------------------------
+
+BUILT = """\
+services:
+  web:
+    image: clms/web:2.0.0-source
+    command: [serve]
+"""
+
+
+def source_folder(tmp_path, dockerfile: str):  # type: ignore[no-untyped-def]
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text(dockerfile)
+    (folder / "app").mkdir()
+    (folder / "app" / "main.py").write_text("print('hello')\n")
+    return folder
+
+
+def source_draft(folder, base: str) -> ReleaseDraft:  # type: ignore[no-untyped-def]
+    return ReleaseDraft(
+        version="2.0.0",
+        compose_text=BUILT,
+        source={
+            "image": "clms/web:2.0.0-source",
+            "services": ["web"],
+            "base_images": [base],
+        },
+        source_dir=folder,
+    )
+
+
+def test_a_source_release_signs_its_tree_and_its_base_images(
+    vendor_key, image, tmp_path
+) -> None:
+    from clms_updates.manifest.bundle import tree_digest, tree_entries
+
+    folder = source_folder(tmp_path, f"FROM {image}\nCOPY app /app\n")
+
+    release = publishing.publish(source_draft(folder, image), published_by="tests")
+
+    manifest = m.ReleaseManifest.from_dict(json.loads(release.manifest_json))
+    assert manifest.source is not None
+    assert manifest.source.sha256 == tree_digest(tree_entries(folder))
+    assert [b.reference for b in manifest.source.base_images] == [image]
+    assert manifest.source.base_images[0].config.startswith("sha256:")
+    assert manifest.images == ()
+
+
+def test_a_source_release_whose_dockerfile_cannot_build_offline_is_refused(
+    vendor_key, image, tmp_path
+) -> None:
+    folder = source_folder(
+        tmp_path, f"FROM {image} AS build\nFROM alpine:3.19\nCOPY --from=build /a /a\n"
+    )
+    with pytest.raises(PublishError) as refused:
+        publishing.publish(source_draft(folder, image), published_by="tests")
+    assert "Dockerfile line 2 (`FROM alpine:3.19`)" in str(refused.value)
+    assert not Release.objects.exists()
+
+
+def test_build_bundle_refuses_a_source_folder_that_is_not_the_signed_one(
+    vendor_key, image, tmp_path
+) -> None:
+    folder = source_folder(tmp_path, f"FROM {image}\nCOPY app /app\n")
+    publishing.publish(source_draft(folder, image), published_by="tests")
+    (folder / "app" / "main.py").write_text("print('changed after publishing')\n")
+
+    with pytest.raises(CommandError, match="is not the one the release signed"):
+        call_command("build_bundle", "2.0.0", output=tmp_path / "b.zip", source=folder)
+    with pytest.raises(CommandError, match="give its source folder"):
+        call_command("build_bundle", "2.0.0", output=tmp_path / "b.zip")
+    assert not (tmp_path / "b.zip").exists()

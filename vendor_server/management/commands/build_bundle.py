@@ -5,6 +5,10 @@ agent reads bundles with. Each image is pulled by digest from its registry
 (``vendor_server.registry``); its registry manifest must hash to the signed
 digest, and the pulled image's id must be the config digest that manifest
 names, so the bundle holds exactly what the signed manifest describes.
+
+A source release's bundle also holds its source folder (``--source DIR``,
+which must have the tree digest the manifest signs) and every base image it
+builds FROM, pulled and checked the same way.
 """
 
 from __future__ import annotations
@@ -20,14 +24,17 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clms_updates.files import sha256_and_size
-from clms_updates.manifest import SignatureError, parse_manifest
+from clms_updates.manifest import ReleaseManifest, SignatureError, parse_manifest
 from clms_updates.manifest.bundle import (
+    BASE_IMAGES_PREFIX,
+    SOURCE_PREFIX,
+    ContentsBaseImage,
     ContentsImage,
     contents_document,
     image_folder,
     write_bundle,
 )
-from vendor_server import keys, registry
+from vendor_server import keys, registry, sources
 from vendor_server.models import Release
 
 CHUNK = 1024 * 1024
@@ -57,6 +64,11 @@ class Command(BaseCommand):
             "--output",
             type=Path,
             help="where to write the ZIP (default: ./clms-VERSION.zip)",
+        )
+        parser.add_argument(
+            "--source",
+            type=Path,
+            help="a source release: the source folder it was published with",
         )
         parser.add_argument(
             "--attach",
@@ -90,12 +102,31 @@ class Command(BaseCommand):
                         archive=f"{base}/image.tar",
                     )
                 )
+            bases: list[ContentsBaseImage] = []
+            if manifest.source is not None:
+                files.update(self._source_files(manifest, options["source"]))
+                for shipped in manifest.source.base_images:
+                    folder = image_folder(
+                        shipped.reference.split("@", 1)[1], prefix=BASE_IMAGES_PREFIX
+                    )
+                    self.stdout.write(f"base image: {shipped.reference}")
+                    files.update(
+                        self._image_files(client, shipped.reference, folder, tmp)
+                    )
+                    bases.append(
+                        ContentsBaseImage(
+                            reference=shipped.reference,
+                            registry_manifest=f"{folder}/manifest.json",
+                            archive=f"{folder}/image.tar",
+                        )
+                    )
             contents = contents_document(
                 product=manifest.product,
                 version=manifest.version,
                 manifest_bytes=manifest_bytes,
                 images=images,
                 files=files,
+                base_images=bases,
             )
             try:
                 contents_signature = keys.sign(contents)
@@ -125,6 +156,27 @@ class Command(BaseCommand):
             release.bundle_size = size
             release.save(update_fields=["bundle_file", "bundle_sha256", "bundle_size"])
             self.stdout.write(f"Attached to release {version}: {target}")
+
+    def _source_files(
+        self, manifest: ReleaseManifest, folder: Path | None
+    ) -> dict[str, Path]:
+        """The source folder's files under ``source/``, if it is the signed tree."""
+        assert manifest.source is not None
+        if folder is None:
+            raise CommandError(
+                f"{manifest.version} is a source release: give its source folder "
+                "with --source DIR"
+            )
+        try:
+            count = sources.check_folder(folder, manifest.source.sha256)
+        except (ValueError, OSError) as e:
+            raise CommandError(f"{e}; nothing was written") from None
+        self.stdout.write(f"source: {count} file(s) from {folder}")
+        return {
+            SOURCE_PREFIX + path.relative_to(folder).as_posix(): path
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        }
 
     def _image_files(
         self, client: docker.DockerClient, reference: str, base: str, tmp: str

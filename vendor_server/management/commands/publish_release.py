@@ -43,6 +43,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--bundle", type=Path)
         parser.add_argument(
+            "--source",
+            type=Path,
+            help="a source release: the source folder (its tree digest is signed)",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="check only: print the pinned digests and the project's changes",
@@ -75,6 +80,7 @@ class Command(BaseCommand):
                 compose_text=compose_text,
                 resolve_tags=options["resolve_tags"],
             )
+            draft.source_dir = options["source"]
             if options["dry_run"]:
                 self._preview(draft, options["write_pinned"])
                 return
