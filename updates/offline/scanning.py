@@ -71,7 +71,11 @@ def quarantine(path: Path, reason: str, *, now: datetime) -> Path:
 
 
 def refresh_applied() -> int:
-    """Mark verified bundles whose version is installed (or passed) as applied."""
+    """Mark verified bundles whose version is installed (or passed) as applied.
+
+    The kept source of a source bundle goes once a later version is installed
+    (a rollback runs the images it built, which stay in the engine).
+    """
     installed = parse_version(AgentState.load().installed_version)
     count = 0
     for bundle in OfflineBundle.objects.filter(state=OfflineBundle.State.VERIFIED):
@@ -79,6 +83,12 @@ def refresh_applied() -> int:
             count += OfflineBundle.objects.filter(
                 pk=bundle.pk, state=OfflineBundle.State.VERIFIED
             ).update(state=OfflineBundle.State.APPLIED)
+    for bundle in OfflineBundle.objects.exclude(source_dir="").filter(
+        state=OfflineBundle.State.APPLIED
+    ):
+        if bundle.version and parse_version(bundle.version) < installed:
+            shutil.rmtree(bundle.source_dir, ignore_errors=True)
+            OfflineBundle.objects.filter(pk=bundle.pk).update(source_dir="")
     return count
 
 
