@@ -73,6 +73,24 @@ def exclusive() -> Iterator[None]:
         handle.close()
 
 
+def job_running() -> bool:
+    """Whether a backup, verify, restore or prune job holds the lock right now."""
+    if getattr(_held, "depth", 0):
+        return True
+    lock_path = Path(LocalTarget().directory) / ".lock"
+    try:
+        handle = lock_path.open("a")
+    except OSError:
+        return False  # no backup directory yet: no job ever ran
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 def recover_interrupted(target: LocalTarget) -> None:
     """Repair what a killed job left; call only while holding the lock.
 

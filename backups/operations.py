@@ -13,7 +13,7 @@ from typing import Any
 from backups import copying, creating, restoring, verifying
 from backups.engines import engine_for
 from backups.errors import BackupError
-from backups.locking import exclusive
+from backups.locking import exclusive, job_running
 from backups.models import Backup
 from backups.storage import LocalTarget, copy_target
 from clms_updates.actions import Actor
@@ -38,6 +38,16 @@ def installed_clms_version() -> str:
     except Exception:
         logger.exception("The CLMS version provider failed")
         return ""
+
+
+def busy_reason() -> str:
+    """Why the backups are busy now ('' when they are not): a job queued or running."""
+    if Backup.objects.filter(status__in=Backup.BUSY_STATUSES).exists() or job_running():
+        return (
+            "A backup, verification, restore or prune of the CLMS database is in "
+            "progress (see the Backups page)."
+        )
+    return ""
 
 
 def create_verified_backup(

@@ -105,8 +105,23 @@ def forget_cli() -> None:
     find_cli.cache_clear()
 
 
+# What compose may see of the agent's own environment: where the engine is and
+# how to run. Nothing else, so that a project's ``.env`` decides its values (a
+# variable in the caller's environment would win over the file otherwise).
+PASSED_ENVIRONMENT = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+    "DOCKER_CONFIG",
+)
+
+
 def _environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENVIRONMENT}
     env["DOCKER_HOST"] = settings.DOCKER_HOST
     # v1 asks for a terminal in `run` without -T; never prompt anyway.
     env["COMPOSE_INTERACTIVE_NO_CLI"] = "1"

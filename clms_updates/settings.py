@@ -351,6 +351,8 @@ VENDOR_SIGNING_KEY = os.environ.get("VENDOR_SIGNING_KEY", "").replace(" ", "").u
 VENDOR_KEY_PASSPHRASE = envstr("VENDOR_KEY_PASSPHRASE", "")
 # The product name written into every manifest and index.
 VENDOR_PRODUCT = os.environ.get("VENDOR_PRODUCT", "clms")
+# The agent's own product: its releases have their own index and versions.
+VENDOR_AGENT_PRODUCT = os.environ.get("VENDOR_AGENT_PRODUCT", "clms-updates")
 # How long a signed index stays valid (agents refuse it after) and a manifest.
 VENDOR_INDEX_TTL_DAYS = envint("VENDOR_INDEX_TTL_DAYS", "7", minimum=1)
 VENDOR_MANIFEST_TTL_DAYS = envint("VENDOR_MANIFEST_TTL_DAYS", "365", minimum=1)
@@ -571,6 +573,30 @@ def envmapping(name: str, default: str) -> dict[str, str]:
         pairs[key.strip()] = value.strip()
     return pairs
 
+
+# ---------------------------------------------------------------------------
+# The agent updating itself (updates.selfupdate)
+# ---------------------------------------------------------------------------
+
+# This agent's own version (its image sets it; reported to the vendor).
+AGENT_VERSION = os.environ.get("CLMS_UPDATES_VERSION", "1.0.0")
+# The agent's product at the vendor, and the channel its releases come from.
+UPDATES_AGENT_PRODUCT = os.environ.get("UPDATES_AGENT_PRODUCT", "clms-updates")
+UPDATES_AGENT_CHANNEL = os.environ.get(
+    "UPDATES_AGENT_CHANNEL", os.environ.get("UPDATES_CHANNEL", "stable")
+)
+# Stay on this agent version (empty: follow the releases).
+UPDATES_AGENT_PIN = os.environ.get("UPDATES_AGENT_PIN", "").strip()
+# A critical agent release is applied in the next maintenance window by itself.
+UPDATES_AGENT_AUTO_CRITICAL = envbool("UPDATES_AGENT_AUTO_CRITICAL", "true")
+# The agent's own compose project (web, worker, beat) and its folder; empty
+# folder: the working directory its containers' compose labels name.
+AGENT_COMPOSE_PROJECT = os.environ.get("AGENT_COMPOSE_PROJECT", "clms-updates")
+AGENT_PROJECT_DIR = os.environ.get("AGENT_PROJECT_DIR", "")
+# How long the new agent has to answer /healthz green and run a task.
+AGENT_HEALTH_TIMEOUT_SECONDS = envint("AGENT_HEALTH_TIMEOUT_SECONDS", "180", minimum=10)
+# The port the new agent's trial web answers on before the switch (0: any free).
+AGENT_TRIAL_PORT = envint("AGENT_TRIAL_PORT", "0", minimum=0)
 
 # The compose project of the CLMS stack (its containers' project label).
 CLMS_COMPOSE_PROJECT = os.environ.get("CLMS_COMPOSE_PROJECT", "clms")

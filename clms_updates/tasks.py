@@ -5,9 +5,15 @@ from __future__ import annotations
 import socket
 
 from celery import shared_task
+from django.conf import settings
 
 
 @shared_task(name="core.ping")
 def ping(nonce: str) -> dict[str, str]:
-    """A round trip through the broker and a worker; ``/healthz?deep=1`` uses it."""
-    return {"nonce": nonce, "worker": socket.gethostname()}
+    """A round trip through the broker and a worker; ``/healthz?deep=1`` and the
+    agent's self-update (which version answered) use it."""
+    return {
+        "nonce": nonce,
+        "worker": socket.gethostname(),
+        "version": settings.AGENT_VERSION,
+    }

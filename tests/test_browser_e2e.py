@@ -8,6 +8,7 @@ progress page follows the worker's progress over the WebSocket to the end.
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -195,6 +196,7 @@ def by_hand(directory, *args: str) -> str:  # type: ignore[no-untyped-def]
         text=True,
         check=False,
         timeout=300,
+        env={"PATH": os.environ["PATH"], "DOCKER_HOST": os.environ["DOCKER_HOST"]},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr

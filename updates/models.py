@@ -35,6 +35,19 @@ class AgentState(models.Model):
     slow_down_until = models.JSONField(default=dict, blank=True)
     # How the running stack differs from its compose project (hand edits), as
     # found after the last run or check; empty when it matches.
+    # The highest sequence seen in the agent product's own index (replay).
+    agent_index_sequence = models.PositiveBigIntegerField(default=0)
+    # An agent update asked for while another run was active (or a critical
+    # one planned for the next window): started once nothing is in the way.
+    agent_update_pending = models.CharField(max_length=64, blank=True)
+    agent_update_not_before = models.DateTimeField(null=True, blank=True)
+    agent_update_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     drift = models.JSONField(default=list, blank=True)
     drift_checked_at = models.DateTimeField(null=True, blank=True)
     # Volumes of services a release removed (never deleted): name ->
@@ -146,6 +159,37 @@ class AvailableRelease(models.Model):
         return parse_manifest(self.manifest_bytes)
 
 
+class AgentRelease(models.Model):
+    """A verified release of CLMS Updates itself (the agent), offered beside CLMS's.
+
+    Checked like a CLMS release (pinned keys, its own signed index of the
+    agent's product, freshness); installed by ``updates.selfupdate``.
+    """
+
+    version = models.CharField(max_length=64, unique=True)
+    channel = models.CharField(max_length=16)
+    critical = models.BooleanField(default=False)
+    force_after = models.DateTimeField(null=True, blank=True)
+    changelog = models.TextField(blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    manifest_text = models.TextField()
+    signature = models.TextField()
+    signer_fingerprint = models.CharField(max_length=64)
+    index_sequence = models.PositiveBigIntegerField()
+    verified_at = models.DateTimeField()
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    rolled_back = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-verified_at"]
+
+    def __str__(self) -> str:
+        return f"CLMS Updates {self.version}"
+
+    def manifest(self) -> ReleaseManifest:
+        return parse_manifest(self.manifest_text.encode("utf-8"))
+
+
 class MaintenanceWindow(models.Model):
     """When updates may run: on these weekdays, from ``start`` to ``end`` local time.
 
@@ -218,6 +262,9 @@ class UpdateRun(progress.TrackedProgress):
     class Kind(models.TextChoices):
         UPDATE = "update", "Update"
         ROLLBACK = "rollback", "Rollback"
+        # CLMS Updates updating itself (updates.selfupdate); to/from_version
+        # are the agent's versions.
+        AGENT = "agent", "Agent update"
 
     TERMINAL_STATES = frozenset(
         {State.SUCCEEDED, State.ROLLED_BACK, State.FAILED, State.CANCELLED}
@@ -225,6 +272,13 @@ class UpdateRun(progress.TrackedProgress):
 
     release = models.ForeignKey(
         AvailableRelease,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="runs",
+    )
+    agent_release = models.ForeignKey(
+        "AgentRelease",
         null=True,
         blank=True,
         on_delete=models.PROTECT,

@@ -34,6 +34,7 @@ from updates.models import (
 )
 from updates.pipeline.rollback import ROLLBACK_STEPS
 from updates.pipeline.steps import UPDATE_STEPS
+from updates.selfupdate import checking as agent_checking
 
 # The words the page uses for each step, from the pipeline's own tables (a step
 # the pipeline reports that is in neither is shown under its own name).
@@ -159,6 +160,19 @@ def manager_context(now: datetime | None = None) -> dict[str, Any]:
         "backup_target": backup_target_description(),
         "settings": settings_overview(),
         "left_volumes": left_volumes(state),
+        "agent_update": agent_update_overview(state),
+    }
+
+
+def agent_update_overview(state: AgentState) -> dict[str, Any]:
+    """The agent itself: which version runs, which one is offered, what waits."""
+    return {
+        "running": settings.AGENT_VERSION,
+        "release": agent_checking.offered(),
+        "pin": settings.UPDATES_AGENT_PIN,
+        "pending": state.agent_update_pending,
+        "not_before": state.agent_update_not_before,
+        "run": UpdateRun.objects.filter(kind=UpdateRun.Kind.AGENT).first(),
     }
 
 

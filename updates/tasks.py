@@ -45,6 +45,13 @@ def check_drift() -> list[str]:
         return []
 
 
+@shared_task(name="updates.start_pending_agent_update", ignore_result=True)
+def start_pending_agent_update() -> int | None:
+    """Start the agent update that waited for another run, if nothing is in its way."""
+    run = actions.start_pending_agent_update()
+    return run.pk if run else None
+
+
 @shared_task(name="updates.execute_run", ignore_result=True)
 def execute_run(run_id: int) -> None:
     """Fired by beat at the run's time: hand the run to the pipeline."""

@@ -16,6 +16,7 @@ urlpatterns = [
     path("update-now/", manager.update_now, name="update_now"),
     path("banner/dismiss/", manager.dismiss_banner, name="dismiss_banner"),
     path("settings/", manager.save_settings, name="settings"),
+    path("agent/update/", manager.update_agent, name="update_agent"),
     path("runs/<int:run_id>/", runs.run_detail, name="run"),
     path("runs/<int:run_id>/cancel/", runs.cancel, name="cancel"),
     path("history/", runs.history, name="history"),

@@ -60,6 +60,7 @@ class ReleaseAdmin(admin.ModelAdmin):
 
     list_display = (
         "version",
+        "product",
         "channel",
         "state",
         "critical",
@@ -69,6 +70,7 @@ class ReleaseAdmin(admin.ModelAdmin):
         "published_at",
     )
     list_filter = (
+        "product",
         "channel",
         "enabled",
         "critical",
@@ -144,6 +146,7 @@ class ReleaseAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return [
+                "product",
                 *ReleasePublishForm.Meta.fields,
                 "compose_file",
                 "resolve_tags",

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import semver
+from django.conf import settings
 from django.db.models import Count, Q
 
 from vendor_server.models import Outcome, Release, School, UpdateReport
@@ -52,9 +53,9 @@ def _semver_key(version: str) -> tuple[int, Any]:
         return (0, version)
 
 
-def schools_per_version() -> list[tuple[str, int]]:
-    """(current version, number of schools), highest version first."""
-    rows = School.objects.values_list("current_version").annotate(n=Count("id"))
+def schools_per_version(field: str = "current_version") -> list[tuple[str, int]]:
+    """(version, number of schools), highest first: CLMS's, or ``agent_version``."""
+    rows = School.objects.values_list(field).annotate(n=Count("id"))
     return sorted(
         ((v or "unknown", n) for v, n in rows),
         key=lambda item: _semver_key(item[0]),
@@ -62,12 +63,13 @@ def schools_per_version() -> list[tuple[str, int]]:
     )
 
 
-def outcome_rates() -> list[OutcomeRates]:
-    """Success / failure / rollback counts per release version, newest first."""
+def outcome_rates(product: str = "") -> list[OutcomeRates]:
+    """Success / failure / rollback counts per release of ``product``, newest first."""
     rates: dict[str, OutcomeRates] = {}
-    for version, outcome, n in UpdateReport.objects.values_list(
-        "to_version", "outcome"
-    ).annotate(n=Count("id")):
+    reports = UpdateReport.objects.filter(product=product or settings.VENDOR_PRODUCT)
+    for version, outcome, n in reports.values_list("to_version", "outcome").annotate(
+        n=Count("id")
+    ):
         row = rates.setdefault(version, OutcomeRates(version, 0, 0, 0))
         field = {
             Outcome.SUCCEEDED: "succeeded",
@@ -80,10 +82,11 @@ def outcome_rates() -> list[OutcomeRates]:
 
 def adoption(now: datetime, days: int = ADOPTION_DAYS) -> dict[str, Any]:
     """Cumulative successful installs per day of the newest releases (chart data)."""
+    product = settings.VENDOR_PRODUCT
     versions = list(
-        Release.objects.order_by("-published_at").values_list("version", flat=True)[
-            :ADOPTION_RELEASES
-        ]
+        Release.objects.of(product)
+        .order_by("-published_at")
+        .values_list("version", flat=True)[:ADOPTION_RELEASES]
     )
     start = (now - timedelta(days=days)).date()
     labels = [(start + timedelta(days=i)).isoformat() for i in range(days + 1)]
@@ -92,6 +95,7 @@ def adoption(now: datetime, days: int = ADOPTION_DAYS) -> dict[str, Any]:
             outcome=Outcome.SUCCEEDED,
             to_version__in=versions,
             received_on__lt=start,
+            product=product,
         )
         .values_list("to_version")
         .annotate(n=Count("id"))
@@ -102,6 +106,7 @@ def adoption(now: datetime, days: int = ADOPTION_DAYS) -> dict[str, Any]:
             outcome=Outcome.SUCCEEDED,
             to_version__in=versions,
             received_on__gte=start,
+            product=product,
         )
         .values_list("to_version", "received_on")
         .annotate(n=Count("id"))
@@ -121,7 +126,9 @@ def adoption(now: datetime, days: int = ADOPTION_DAYS) -> dict[str, Any]:
 def past_critical_deadline(now: datetime) -> tuple[int, list[School], list[Release]]:
     """Schools still below a critical release whose deadline has passed."""
     overdue = list(
-        Release.objects.filter(critical=True, enabled=True, force_after__lt=now)
+        Release.objects.of(settings.VENDOR_PRODUCT).filter(
+            critical=True, enabled=True, force_after__lt=now
+        )
     )
     if not overdue:
         return 0, [], []
@@ -155,6 +162,8 @@ def fleet_summary(now: datetime, stale_days: int) -> dict[str, Any]:
         "school_count": sum(n for _, n in per_version),
         "per_version": per_version,
         "rates": outcome_rates(),
+        "agent_per_version": schools_per_version("agent_version"),
+        "agent_rates": outcome_rates(settings.VENDOR_AGENT_PRODUCT),
         "adoption": adoption(now),
         "overdue_count": overdue_count,
         "overdue_schools": overdue_schools,

@@ -13,6 +13,7 @@ from django.http import QueryDict
 
 from clms_updates.actions import Actor
 from vendor_server import actions
+from vendor_server.indexing import products
 from vendor_server.models import Channel, Release, School
 from vendor_server.publishing import Preview, PublishError, ReleaseDraft, preview
 
@@ -36,6 +37,12 @@ def parse_images(text: str) -> list[dict[str, str]]:
 class ReleasePublishForm(forms.ModelForm):
     """Publish a release: every field of the manifest, checked, signed, then saved."""
 
+    product = forms.ChoiceField(
+        choices=(),
+        required=False,
+        help_text="CLMS, or CLMS Updates itself (an agent release: schools see it "
+        "beside CLMS updates and the agent updates itself).",
+    )
     compose_file = forms.CharField(
         label="Compose file",
         required=False,
@@ -93,6 +100,10 @@ class ReleasePublishForm(forms.ModelForm):
 
     def __init__(self, *args: Any, actor: Actor | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        choice = self.fields["product"]
+        assert isinstance(choice, forms.ChoiceField)
+        choice.choices = [(p, p) for p in products()]
+        self.fields["product"].initial = products()[0]
         self.actor = actor or Actor.system()
         self.published: Release | None = None
         self.preview: Preview | None = None
@@ -126,6 +137,7 @@ class ReleasePublishForm(forms.ModelForm):
             }
         draft = ReleaseDraft(
             version=data["version"].strip(),
+            product=data.get("product") or "",
             channel=data.get("channel") or Channel.STABLE,
             changelog=data.get("changelog", ""),
             critical=bool(data.get("critical")),

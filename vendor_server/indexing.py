@@ -36,7 +36,7 @@ LOCAL_SEQUENCE_TTL = 1.0
 _local_sequence: list = [0, 0.0]
 _local_lock = threading.Lock()
 _local: dict[tuple[int, str], SignedDocument] = {}
-_local_listed: dict[int, tuple[ListedRelease, ...]] = {}
+_local_listed: dict[tuple[int, str], tuple[ListedRelease, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -103,40 +103,58 @@ def refresh_if_expiring(*, now: datetime | None = None) -> bool:
     return True
 
 
-def listed_releases(sequence: int) -> tuple[ListedRelease, ...]:
-    """The releases that may be listed at all at ``sequence`` (enabled, not paused)."""
-    found = _local_listed.get(sequence)
+def products() -> tuple[str, ...]:
+    """The products this vendor publishes: CLMS, and the agent itself."""
+    return (settings.VENDOR_PRODUCT, settings.VENDOR_AGENT_PRODUCT)
+
+
+def listed_releases(
+    sequence: int, product: str | None = None
+) -> tuple[ListedRelease, ...]:
+    """The releases of ``product`` that may be listed at ``sequence`` (enabled, not paused)."""
+    product = product or settings.VENDOR_PRODUCT
+    found = _local_listed.get((sequence, product))
     if found is not None:
         return found
-    key = f"{LISTED_CACHE_PREFIX}{sequence}"
+    key = f"{LISTED_CACHE_PREFIX}{sequence}:{product}"
     cached = cache.get(key)
     if cached is None:
         cached = [
             (r.id, r.channel, r.critical, r.rollout_percent)
-            for r in Release.objects.listed().only(
-                "id", "channel", "critical", "rollout_percent"
-            )
+            for r in Release.objects.listed()
+            .of(product)
+            .only("id", "channel", "critical", "rollout_percent")
         ]
         cache.set(key, cached, 3600)
     listed = tuple(ListedRelease(*item) for item in cached)
     with _local_lock:
-        _local_listed.clear()
-        _local_listed[sequence] = listed
+        if len(_local_listed) > 8:
+            _local_listed.clear()
+        _local_listed[(sequence, product)] = listed
     return listed
 
 
-def visible_release_ids(school_id: int, channel: str, sequence: int) -> list[int]:
-    """Ids of the releases ``school_id`` may see at ``sequence``, sorted."""
+def visible_release_ids(
+    school_id: int, channel: str, sequence: int, product: str | None = None
+) -> list[int]:
+    """Ids of the releases of ``product`` ``school_id`` may see at ``sequence``, sorted."""
     return sorted(
-        r.id for r in listed_releases(sequence) if is_visible(r, school_id, channel)
+        r.id
+        for r in listed_releases(sequence, product)
+        if is_visible(r, school_id, channel)
     )
 
 
-def signed_index_for(school_id: int, channel: str) -> SignedDocument:
-    """The signed index for this school, signed at most once per visible set."""
+def signed_index_for(
+    school_id: int, channel: str, product: str | None = None
+) -> SignedDocument:
+    """The signed index of ``product`` for this school, signed once per visible set."""
+    product = product or settings.VENDOR_PRODUCT
     sequence = current_sequence()
-    ids = visible_release_ids(school_id, channel, sequence)
-    release_key = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()
+    ids = visible_release_ids(school_id, channel, sequence, product)
+    release_key = hashlib.sha256(
+        f"{product}:{','.join(map(str, ids))}".encode()
+    ).hexdigest()
     found = _local.get((sequence, release_key))
     if found is not None:
         return found
@@ -147,7 +165,7 @@ def signed_index_for(school_id: int, channel: str) -> SignedDocument:
             sequence=sequence, release_key=release_key
         ).first()
         if row is None:
-            row = _sign_index(sequence, release_key, ids)
+            row = _sign_index(sequence, release_key, ids, product)
         cached = (row.index_json, row.signature)
         cache.set(cache_key, cached, 86400)
     text, signature = cached
@@ -161,7 +179,9 @@ def signed_index_for(school_id: int, channel: str) -> SignedDocument:
     return document
 
 
-def _sign_index(sequence: int, release_key: str, ids: list[int]) -> SignedIndex:
+def _sign_index(
+    sequence: int, release_key: str, ids: list[int], product: str
+) -> SignedIndex:
     state = index_state()
     releases = Release.objects.filter(id__in=ids)
     entries = sorted(
@@ -169,7 +189,7 @@ def _sign_index(sequence: int, release_key: str, ids: list[int]) -> SignedIndex:
         key=lambda e: e.semver,
     )
     index = ReleaseIndex(
-        product=settings.VENDOR_PRODUCT,
+        product=product,
         # The state row may already be newer than the cached sequence; sign what
         # the caller asked for so the ETag and the bytes agree.
         sequence=sequence,

@@ -13,6 +13,7 @@ from datetime import UTC, date
 from typing import ClassVar
 
 import semver
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -73,6 +74,9 @@ class ReleaseQuerySet(models.QuerySet["Release"]):
         """Releases that may appear in an index at all (before channel and rollout)."""
         return self.filter(enabled=True, paused_at__isnull=True)
 
+    def of(self, product: str) -> ReleaseQuerySet:
+        return self.filter(product=product)
+
 
 class Release(models.Model):
     """One signed CLMS release as published by vendor staff.
@@ -83,8 +87,10 @@ class Release(models.Model):
     every index.
     """
 
+    # "clms" (VENDOR_PRODUCT) or the agent itself (VENDOR_AGENT_PRODUCT): each
+    # product has its own signed index and its own versions.
     product = models.CharField(max_length=64)
-    version = models.CharField(max_length=64, unique=True)
+    version = models.CharField(max_length=64)
     channel = models.CharField(
         max_length=10, choices=Channel.choices, default=Channel.STABLE
     )
@@ -118,6 +124,11 @@ class Release(models.Model):
 
     class Meta:
         ordering: ClassVar = ["-published_at"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["product", "version"], name="release_version_per_product"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.product} {self.version}"
@@ -197,6 +208,11 @@ class Outcome(models.TextChoices):
 FAILURE_OUTCOMES = (Outcome.FAILED, Outcome.ROLLED_BACK)
 
 
+def default_product() -> str:
+    """The vendor's default product (CLMS), for reports that do not name one."""
+    return str(settings.VENDOR_PRODUCT)
+
+
 def utc_today() -> date:
     """Today's date in UTC (the day reports are grouped by)."""
     return timezone.now().astimezone(UTC).date()
@@ -213,6 +229,8 @@ class UpdateReport(models.Model):
         on_delete=models.SET_NULL,
         related_name="reports",
     )
+    # What was updated: CLMS (VENDOR_PRODUCT) or the agent (VENDOR_AGENT_PRODUCT).
+    product = models.CharField(max_length=64, default=default_product)
     run_id = models.BigIntegerField()
     from_version = models.CharField(max_length=64)
     to_version = models.CharField(max_length=64, db_index=True)
@@ -229,7 +247,7 @@ class UpdateReport(models.Model):
         ordering: ClassVar = ["-received_at"]
         indexes: ClassVar = [
             models.Index(fields=["release", "outcome"]),
-            models.Index(fields=["to_version", "outcome"]),
+            models.Index(fields=["product", "to_version", "outcome"]),
             models.Index(fields=["outcome", "to_version", "received_on"]),
         ]
 

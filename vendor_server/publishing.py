@@ -161,12 +161,22 @@ class ReleaseDraft:
 def validate(draft: ReleaseDraft, *, now: datetime) -> list[str]:
     """Every problem with ``draft``, each saying what and why (empty when valid)."""
     problems: list[str] = []
+    if draft.product and draft.product not in indexing.products():
+        problems.append(
+            f"product {draft.product!r} is not one this vendor publishes "
+            f"({', '.join(indexing.products())}; VENDOR_PRODUCT and "
+            "VENDOR_AGENT_PRODUCT)"
+        )
     try:
         parse_version(draft.version)
     except ManifestError as e:
         problems.append(str(e))
     else:
-        if Release.objects.filter(version=draft.version).exists():
+        if (
+            Release.objects.of(draft.product or settings.VENDOR_PRODUCT)
+            .filter(version=draft.version)
+            .exists()
+        ):
             problems.append(
                 f"version {draft.version} is already published; versions are never "
                 "reused (publish a higher one, or re-sign/enable the existing one)"

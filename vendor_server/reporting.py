@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,7 +17,9 @@ from vendor_server.models import Outcome, Release, School, UpdateReport
 
 def record_report(school_id: int, data: dict[str, Any]) -> UpdateReport:
     """Store a school's report, note its new version, and check the rollout's health."""
-    release = Release.objects.filter(version=data["to_version"]).first()
+    data = dict(data)
+    product = data.pop("product", "") or settings.VENDOR_PRODUCT
+    release = Release.objects.of(product).filter(version=data["to_version"]).first()
     with transaction.atomic():
         now = timezone.now()
         report = UpdateReport.objects.create(
@@ -24,12 +27,16 @@ def record_report(school_id: int, data: dict[str, Any]) -> UpdateReport:
             release=release,
             received_at=now,
             received_on=now.astimezone(UTC).date(),
+            product=product,
             **data,
         )
         if data["outcome"] == Outcome.SUCCEEDED:
-            School.objects.filter(pk=school_id).update(
-                current_version=data["to_version"]
+            field = (
+                "agent_version"
+                if product == settings.VENDOR_AGENT_PRODUCT
+                else "current_version"
             )
+            School.objects.filter(pk=school_id).update(**{field: data["to_version"]})
     return report
 
 

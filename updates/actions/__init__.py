@@ -15,7 +15,10 @@ rule and what to do; nothing has changed then.
 - the agent: ``check_for_updates``, ``scan_offline``, ``download_bundle``,
   ``replace_windows``, ``replace_blackouts``, ``dismiss_banner``,
   ``provide_settings`` (the values a release asks the school for),
-  ``check_drift`` (the stack against its project, between updates).
+  ``check_drift`` (the stack against its project, between updates);
+- the agent itself: ``update_agent`` / ``plan_update_agent``,
+  ``start_pending_agent_update`` (beat, and when a run ends),
+  ``plan_critical_agent_update`` (after a check found a critical one).
 """
 
 from updates.actions.agent import (
@@ -48,6 +51,12 @@ from updates.actions.runs import (
     schedule_update,
     update_now,
 )
+from updates.actions.selfupdate import (
+    plan_critical_agent_update,
+    plan_update_agent,
+    start_pending_agent_update,
+    update_agent,
+)
 
 __all__ = [
     "SchedulePlan",
@@ -62,9 +71,11 @@ __all__ = [
     "expire_overrides",
     "grant_override",
     "move_critical_update",
+    "plan_critical_agent_update",
     "plan_critical_update",
     "plan_roll_back",
     "plan_schedule",
+    "plan_update_agent",
     "plan_update_now",
     "provide_settings",
     "replace_blackouts",
@@ -73,5 +84,7 @@ __all__ = [
     "roll_back",
     "scan_offline",
     "schedule_update",
+    "start_pending_agent_update",
+    "update_agent",
     "update_now",
 ]

@@ -18,9 +18,11 @@ from django.db import models, transaction
 from clms_updates import audit
 from clms_updates import composecli as cli
 from clms_updates.actions import ActionRefused, Actor
+from clms_updates.manifest import ManifestError
 from updates import checking, runtime, scheduling
 from updates.actions import rules
 from updates.actions.runs import cancel_run, start_if_due
+from updates.actions.selfupdate import plan_critical_agent_update
 from updates.compose import project, standing
 from updates.compose import stack as compose_stack
 from updates.compose.values import declared_settings, set_values
@@ -37,7 +39,9 @@ from updates.models import (
     UpdateRun,
 )
 from updates.offline import scan_offline_folder
-from updates.sources import SourceRefused
+from updates.selfupdate import checking as agent_checking
+from updates.sources import SourceError, SourceNotConfigured, SourceRefused
+from updates.trust import CheckRefused
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ def check_for_updates(
     """
     rules.require_admin(actor)
     check = checking.run_check(trigger=trigger, user=actor.user)
+    _check_agent_releases()
     if trigger == UpdateCheck.Trigger.MANUAL:
         audit.record(
             "updates.check",
@@ -69,6 +74,19 @@ def check_for_updates(
         )
     cancel_withdrawn_runs()
     return check
+
+
+def _check_agent_releases() -> None:
+    """The agent's own releases, after CLMS's (never failing the CLMS check)."""
+    if not settings.UPDATES_VENDOR_URL:
+        return
+    try:
+        found = agent_checking.check_agent_releases()
+    except (SourceError, CheckRefused, ManifestError, SourceNotConfigured) as e:
+        logger.warning("Checking for agent releases failed: %s", e)
+        return
+    if found.release is not None:
+        plan_critical_agent_update(found.release)
 
 
 def cancel_withdrawn_runs() -> list[int]:

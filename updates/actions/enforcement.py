@@ -20,6 +20,7 @@ from clms_updates import audit
 from clms_updates.actions import VIA_SCHEDULE, ActionRefused, Actor
 from updates.actions import rules
 from updates.actions.runs import cancel_run, schedule_update
+from updates.actions.selfupdate import start_pending_agent_update
 from updates.enforcement.deadlines import critical_slot_start, send_deadline_warnings
 from updates.enforcement.state import enforcement_state
 from updates.models import EmergencyOverride, UpdateRun
@@ -245,8 +246,10 @@ def enforcement_tick(now: datetime | None = None) -> dict[str, Any]:
     expired = expire_overrides(now)
     run = plan_critical_update(now)
     warned = send_deadline_warnings(now)
+    agent_run = start_pending_agent_update(now=now)
     return {
         "expired_overrides": expired,
         "scheduled_run": run.pk if run else None,
         "warnings": warned,
+        "agent_run": agent_run.pk if agent_run else None,
     }

@@ -274,3 +274,27 @@ class SettingValuesSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=4096, allow_blank=True),
         allow_empty=False,
     )
+
+
+class AgentReleaseSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    channel = serializers.CharField()
+    critical = serializers.BooleanField()
+    changelog = serializers.CharField()
+    rolled_back = serializers.BooleanField()
+
+
+class AgentUpdateSerializer(serializers.Serializer):
+    """The agent itself: the version running, the release offered, what waits."""
+
+    running = serializers.CharField(help_text="The agent version that answers.")
+    release = AgentReleaseSerializer(allow_null=True)
+    pin = serializers.CharField(help_text="UPDATES_AGENT_PIN (empty: not pinned).")
+    pending = serializers.CharField(
+        help_text="An agent update that waits (for a run or backup, or the window)."
+    )
+    not_before = serializers.DateTimeField(allow_null=True)
+
+
+class AgentUpdateRequestSerializer(serializers.Serializer):
+    version = serializers.CharField(max_length=64)

@@ -185,6 +185,50 @@ class RollbackView(UpdatesAPIView):
         return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
+class AgentView(UpdatesAPIView):
+    """The agent itself (GET), and updating it (POST ``agent/update``)."""
+
+    @extend_schema(
+        summary="This agent's version and the agent release offered",
+        responses={200: s.AgentUpdateSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        overview = presenting.agent_update_overview(AgentState.load())
+        return Response(s.AgentUpdateSerializer(overview).data)
+
+
+class AgentUpdateView(UpdatesAPIView):
+    """Update the agent now, or as soon as nothing is in the way."""
+
+    @extend_schema(
+        summary="Update the agent itself",
+        request=s.AgentUpdateRequestSerializer,
+        responses={
+            201: s.RunSerializer,
+            202: OpenApiResponse(
+                description="It waits for the run or backup in progress"
+            ),
+            400: OpenApiResponse(description="No such agent release"),
+            409: OpenApiResponse(description="The agent is updating already"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = s.AgentUpdateRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = serializer.validated_data["version"]
+        run = actions.update_agent(version, actor=Actor.from_request(request, VIA_API))
+        if run is None:
+            return Response(
+                {
+                    "detail": f"CLMS Updates {version} will install itself as soon as "
+                    "the run or backup in progress has ended.",
+                    "code": "waiting",
+                },
+                status=status.HTTP_202_ACCEPTED,
+            )
+        return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
 class SettingsView(UpdatesAPIView):
     """The settings releases ask the school for (GET), and giving their values (PUT)."""
 

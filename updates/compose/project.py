@@ -214,10 +214,13 @@ def _legacy_env_file(directory: Path, labels: list[dict[str, str]]) -> Path:
     return path
 
 
-def managed_layout(directory: Path, *, version: str, compose_sha256: str) -> Layout:
+def managed_layout(
+    directory: Path, *, version: str, compose_sha256: str, name: str = ""
+) -> Layout:
+    """The managed files of a project in ``directory`` (named ``name``, default CLMS's)."""
     return Layout(
         directory=directory,
-        name=project_name(),
+        name=name or project_name(),
         config_files=[directory / COMPOSE_NAME],
         env_file=directory / ENV_NAME,
         managed=True,

@@ -93,6 +93,7 @@ def _stage_compose(
         layout.directory,
         version=manifest.version,
         compose_sha256=project.sha256_text(text),
+        name=layout.name,
     )
     staged.config_files = [folder / project.COMPOSE_NAME]
     staged.env_file = folder / project.ENV_NAME
@@ -118,6 +119,7 @@ def _stage_managed_images(
         layout.directory,
         version=layout.version,
         compose_sha256=project.sha256_text(text),
+        name=layout.name,
     )
     staged.config_files = [folder / project.COMPOSE_NAME]
     staged.env_file = folder / project.ENV_NAME
@@ -165,6 +167,7 @@ def install(staged: Layout, layout: Layout) -> Layout:
             layout.directory,
             version=staged.version,
             compose_sha256=staged.compose_sha256,
+            name=layout.name,
         )
         project.write_atomically(
             final.config_files[0], staged.config_files[0].read_text()

@@ -21,8 +21,10 @@ from django.utils import timezone
 from clms_updates.queueing import send_now
 from updates.models import UpdateRun
 from updates.pipeline import maintenance
+from updates.pipeline.ending import REPORT_TASK
 from updates.pipeline.lease import worker_identity
-from updates.pipeline.runner import REPORT_TASK, take_over
+from updates.pipeline.runner import take_over
+from updates.selfupdate import handoff
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ def recover_runs() -> Recovery:
         wait = max(1.0, left + 1)
         result.recheck_after = min(result.recheck_after or wait, wait)
     result.reports_queued = _queue_missing_reports()
+    handoff.remove_finished_drivers()
     still_active = UpdateRun.objects.filter(
         state__in=(UpdateRun.State.RUNNING, UpdateRun.State.ROLLING_BACK)
     ).exists()

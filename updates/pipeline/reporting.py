@@ -18,7 +18,7 @@ from django.utils import timezone
 from clms_updates.notify import notify
 from updates.models import UpdateRun
 from updates.sources import SourceNotConfigured, SourceRefused, VendorSource
-from updates.sources.vendor import AGENT_VERSION, check_url_allowed
+from updates.sources.vendor import check_url_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def report_body(run: UpdateRun) -> dict[str, object]:
     duration = 0
     if run.started_at and run.finished_at:
         duration = max(0, int((run.finished_at - run.started_at).total_seconds()))
-    return {
+    body: dict[str, object] = {
         "run_id": run.pk,
         "from_version": run.from_version,
         "to_version": run.to_version,
@@ -44,6 +44,9 @@ def report_body(run: UpdateRun) -> dict[str, object]:
         "error_code": run.error_code,
         "log_excerpt": run.log[-LOG_EXCERPT_CHARS:],
     }
+    if run.kind == UpdateRun.Kind.AGENT:
+        body["product"] = settings.UPDATES_AGENT_PRODUCT
+    return body
 
 
 def send_report(run: UpdateRun) -> bool:
@@ -67,7 +70,7 @@ def send_report(run: UpdateRun) -> bool:
             headers={
                 "Authorization": f"Bearer {source.api_key}",
                 "X-CLMS-Version": source.installed_version,
-                "X-Agent-Version": AGENT_VERSION,
+                "X-Agent-Version": settings.AGENT_VERSION,
                 "Accept": "application/json",
             },
             timeout=settings.UPDATES_SOURCE_TIMEOUT_SECONDS,

@@ -3,9 +3,9 @@
 ``execute_run`` is what the beat-fired task calls: it claims the run with the
 model's conditional update (so one worker drives it) and drives it;
 ``take_over`` adopts a run whose worker died. Either way ``drive`` holds the
-lease while it works and ends every path in ``_finish``: maintenance lifted,
-backup hold released, vendor told, admins alerted when it failed. Reports are
-queued by task name, so nothing here imports the tasks module back.
+lease while it works and ends every path in ``ending.finish_run``. An agent
+update (``UpdateRun.Kind.AGENT``) is driven by ``updates.selfupdate`` instead:
+its first half here, the rest by its own driver container.
 """
 
 from __future__ import annotations
@@ -15,20 +15,18 @@ import time
 
 from django.conf import settings
 
-from backups import operations as backups
-from clms_updates import audit, progress
+from clms_updates import progress
 from clms_updates.manifest import HealthCheck
 from clms_updates.notify import notify
-from clms_updates.queueing import send_now
 from updates import scheduling
 from updates.models import UpdateRun
-from updates.pipeline import maintenance, reporting, rollback
+from updates.pipeline import rollback
 from updates.pipeline.context import Context
+from updates.pipeline.ending import finish_run
 from updates.pipeline.errors import LeaseLost, NeedsInput, StepFailed
 from updates.pipeline.lease import Lease, worker_identity
 from updates.pipeline.lease import take_over as take_lease
 from updates.pipeline.plan import Plan, plan_for
-from updates.pipeline.preparing import hold_name
 from updates.pipeline.records import (
     FAILED,
     SKIPPED,
@@ -39,10 +37,9 @@ from updates.pipeline.records import (
     save_checkpoint,
 )
 from updates.pipeline.steps import UPDATE_POSITIONS, UPDATE_STEPS
+from updates.selfupdate import handoff
 
 logger = logging.getLogger(__name__)
-
-REPORT_TASK = "updates.report_run"
 
 
 def execute_run(run_id: int) -> None:
@@ -71,6 +68,9 @@ def take_over(run_id: int, owner: str | None = None) -> bool:
     run = take_lease(run_id, owner)
     if run is None:
         return False
+    if run.kind == UpdateRun.Kind.AGENT:
+        # Its driver (a container of its own) carries it; start it again if gone.
+        return handoff.recover(run)
     logger.warning(
         "Run %s was left %s in step %s by a worker that stopped; taking it over",
         run.pk,
@@ -92,6 +92,9 @@ def drive(run: UpdateRun, *, owner: str | None = None, resumed: bool = False) ->
 
 def _drive(run: UpdateRun, lease: Lease, *, resumed: bool) -> None:
     """Prepare the context, guard a resume, then run the steps in their order."""
+    if run.kind == UpdateRun.Kind.AGENT:
+        handoff.drive_agent_run(run, lease)
+        return
     ctx = _prepare(run, lease)
     if ctx is None:
         return
@@ -135,7 +138,7 @@ def _drive(run: UpdateRun, lease: Lease, *, resumed: bool) -> None:
             raise e from None
         _on_failure(ctx, failure)
         return
-    _finish(run)
+    finish_run(run)
 
 
 def _prepare(run: UpdateRun, lease: Lease) -> Context | None:
@@ -145,7 +148,7 @@ def _prepare(run: UpdateRun, lease: Lease) -> Context | None:
     except StepFailed as e:
         if run.state == UpdateRun.State.RUNNING and not run.checkpoint.get("changed"):
             run.fail(e.code, e.message)
-            _finish(run)
+            finish_run(run)
             return None
         # Undoing needs no release: the old images are in the checkpoint.
         ctx = Context(run=run, plan=Plan(run.from_version, {}, HealthCheck(), None))
@@ -235,7 +238,7 @@ def _on_failure(ctx: Context, failure: StepFailed) -> None:
         return
     if run.state == UpdateRun.State.RUNNING:
         run.fail(failure.code, failure.message)
-    _finish(run)
+    finish_run(run)
 
 
 def _fail_and_roll_back(ctx: Context, failure: StepFailed) -> None:
@@ -254,30 +257,4 @@ def _roll_back(ctx: Context) -> None:
         )
     else:
         run.finish_rollback()
-    _finish(run)
-
-
-def _finish(run: UpdateRun) -> None:
-    """Whatever the outcome: lift maintenance, release the hold, report, alert."""
-    flag = maintenance.current()
-    if flag is not None and flag.get("run_id") in (run.pk, None):
-        maintenance.lift()
-    try:
-        backups.release_hold(hold_name(run))
-    except Exception:
-        logger.exception("Could not release the backup hold of run %s", run.pk)
-    if run.state == UpdateRun.State.FAILED:
-        reporting.alert_admins(run)
-    if run.kind == UpdateRun.Kind.ROLLBACK:
-        audit.record(
-            "updates.rollback.finished",
-            actor=None,
-            target=f"run {run.pk}",
-            outcome=run.state,
-            from_version=run.from_version,
-            to_version=run.to_version,
-            error_code=run.error_code,
-        )
-    if not reporting.send_report(run):
-        # The vendor did not take it: a worker retries (or the next start-up).
-        send_now(REPORT_TASK, run.pk, countdown=60)
+    finish_run(run)

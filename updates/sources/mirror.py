@@ -21,7 +21,7 @@ class MirrorSource(VendorSource):
     name = "mirror"
 
     @classmethod
-    def from_settings(cls) -> MirrorSource:
+    def from_settings(cls, *, product: str = "") -> MirrorSource:
         """The mirror source as configured, or ``SourceNotConfigured``."""
         from updates.models import AgentState
 
@@ -35,4 +35,5 @@ class MirrorSource(VendorSource):
             settings.UPDATES_MIRROR_URL.rstrip("/") + MIRROR_PREFIX,
             settings.UPDATES_MIRROR_TOKEN,
             AgentState.load().installed_version,
+            product=product,
         )

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 import urllib3
@@ -25,7 +25,6 @@ from updates.sources.base import (
     SourceUnavailable,
 )
 
-AGENT_VERSION = "0.1.0"
 API_PATH = "/vendor/api/v1/"
 # A 429 without a usable Retry-After waits this long; a longer one is capped so
 # a wrong header cannot silence the checks for good.
@@ -88,14 +87,23 @@ class VendorSource(Source):
 
     name = "vendor"
 
-    def __init__(self, base_url: str, api_key: str, installed_version: str) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        installed_version: str,
+        *,
+        product: str = "",
+    ) -> None:
         self.base_url = base_url.rstrip("/") + API_PATH
         self.api_key = api_key
         self.installed_version = installed_version
+        # Empty: the vendor's default product (CLMS); else e.g. the agent's own.
+        self.product = product
         self.session = requests.Session()
 
     @classmethod
-    def from_settings(cls) -> VendorSource:
+    def from_settings(cls, *, product: str = "") -> VendorSource:
         """The vendor source as configured, or ``SourceNotConfigured``."""
         from updates.models import AgentState
 
@@ -105,16 +113,22 @@ class VendorSource(Source):
             settings.UPDATES_VENDOR_URL,
             settings.UPDATES_VENDOR_API_KEY,
             AgentState.load().installed_version,
+            product=product,
+        )
+
+    def _for_product(self, path: str) -> str:
+        return (
+            f"{path}?{urlencode({'product': self.product})}" if self.product else path
         )
 
     # -- the contract -----------------------------------------------------
 
     def fetch_index(self) -> SignedDocument:
-        body = self._get_json("index")
+        body = self._get_json(self._for_product("index"))
         return self._signed(body, "index")
 
     def fetch_manifest(self, version: str) -> SignedDocument:
-        body = self._get_json(f"releases/{version}/manifest")
+        body = self._get_json(self._for_product(f"releases/{version}/manifest"))
         return self._signed(body, "manifest")
 
     def fetch_keys(self) -> str:
@@ -161,7 +175,7 @@ class VendorSource(Source):
         headers = {
             "Authorization": f"Bearer {self.api_key}",
             "X-CLMS-Version": self.installed_version,
-            "X-Agent-Version": AGENT_VERSION,
+            "X-Agent-Version": settings.AGENT_VERSION,
             "Accept": "application/json",
         }
         if cached:

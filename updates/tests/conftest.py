@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import gnupg
 import pytest
@@ -26,6 +27,7 @@ from clms_updates import manifest as m
 from conftest import generate_signing_key
 from updates.tests.factories import make_index
 
+AGENT_PRODUCT = "clms-updates"
 Handler = Callable[[BaseHTTPRequestHandler], None]
 
 
@@ -85,6 +87,9 @@ class VendorStandIn:
         self.fingerprint = fingerprint
         self.index: tuple[str, str] | None = None
         self.manifests: dict[str, tuple[str, str]] = {}
+        # The agent's own product (``?product=clms-updates``) has its own.
+        self.agent_index: tuple[str, str] | None = None
+        self.agent_manifests: dict[str, tuple[str, str]] = {}
         # path -> handler that answers instead of the contract (faults).
         self.overrides: dict[str, Handler] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
@@ -114,6 +119,18 @@ class VendorStandIn:
         self.index = (data.decode(), self.sign(data))
         return index
 
+    def publish_agent(
+        self, manifests: list[m.ReleaseManifest], *, sequence: int = 1
+    ) -> m.ReleaseIndex:
+        """Sign and serve agent releases under the agent's own product."""
+        for manifest in manifests:
+            data = manifest.to_bytes()
+            self.agent_manifests[manifest.version] = (data.decode(), self.sign(data))
+        index = make_index(manifests, sequence=sequence, product=AGENT_PRODUCT)
+        data = index.to_bytes()
+        self.agent_index = (data.decode(), self.sign(data))
+        return index
+
     def public_key(self) -> str:
         return str(
             gnupg.GPG(gnupghome=str(self.key_home)).export_keys(self.fingerprint)
@@ -126,23 +143,27 @@ def _make_handler(stand_in: VendorStandIn) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            path = self.path.split("?")[0].removeprefix("/vendor/api/v1/")
+            url = urlsplit(self.path)
+            path = url.path.removeprefix("/vendor/api/v1/")
             stand_in.requests.append((path, dict(self.headers)))
+            agent = parse_qs(url.query).get("product") == [AGENT_PRODUCT]
+            index = stand_in.agent_index if agent else stand_in.index
+            manifests = stand_in.agent_manifests if agent else stand_in.manifests
             if path in stand_in.overrides:
                 stand_in.overrides[path](self)
                 return
             if self.headers.get("Authorization") != "Bearer school-key":
                 self._json(401, {"detail": "Unknown API key.", "code": "bad_key"})
                 return
-            if path == "index" and stand_in.index:
-                text, signature = stand_in.index
+            if path == "index" and index:
+                text, signature = index
                 self._signed({"index": text, "signature": signature})
             elif path.startswith("releases/") and path.endswith("/manifest"):
                 version = path.split("/")[1]
-                if version not in stand_in.manifests:
+                if version not in manifests:
                     self._json(404, {"detail": "No such release.", "code": "not_found"})
                     return
-                text, signature = stand_in.manifests[version]
+                text, signature = manifests[version]
                 self._signed({"manifest": text, "signature": signature})
             elif path == "keys":
                 body = stand_in.public_key().encode()

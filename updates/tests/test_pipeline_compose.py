@@ -59,7 +59,12 @@ def compose_by_hand(directory: Path, *args: str) -> str:
         text=True,
         check=False,
         timeout=300,
-        env={**os.environ, "COMPOSE_INTERACTIVE_NO_CLI": "1"},
+        # As an admin's shell: the folder's .env decides, not the test's env.
+        env={
+            "PATH": os.environ["PATH"],
+            "DOCKER_HOST": os.environ["DOCKER_HOST"],
+            "COMPOSE_INTERACTIVE_NO_CLI": "1",
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr

@@ -207,3 +207,24 @@ def save_settings(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, f"Saved {', '.join(names)}.")
     return redirect(reverse("updates:manager") + "#settings")
+
+
+@require_POST
+@admin_required
+def update_agent(request: HttpRequest) -> HttpResponse:
+    """Update CLMS Updates itself, now or as soon as nothing is in the way."""
+    version = request.POST.get("version", "")
+    try:
+        run = actions.update_agent(version, actor=Actor.from_request(request, VIA_PAGE))
+    except ActionRefused as e:
+        show_refusal(request, e, prefix="The agent was not updated: ")
+        return redirect(reverse("updates:manager") + "#agent-update")
+    if run is None:
+        messages.info(
+            request,
+            f"CLMS Updates {version} will install itself as soon as the run or backup "
+            "in progress has ended.",
+        )
+        return redirect(reverse("updates:manager") + "#agent-update")
+    messages.success(request, f"Updating CLMS Updates to {version}.")
+    return redirect("updates:run", run_id=run.pk)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from vendor_server import indexing
 from vendor_server.models import Outcome
 
 
@@ -11,6 +12,12 @@ class UpdateReportSerializer(serializers.Serializer):
     """The body of ``POST reports``."""
 
     run_id = serializers.IntegerField(min_value=0)
+    product = serializers.CharField(
+        max_length=64,
+        default="",
+        allow_blank=True,
+        help_text="The product updated: CLMS (empty, the default) or the agent itself.",
+    )
     from_version = serializers.CharField(max_length=64, allow_blank=True)
     to_version = serializers.CharField(max_length=64)
     outcome = serializers.ChoiceField(choices=Outcome.choices)
@@ -19,6 +26,14 @@ class UpdateReportSerializer(serializers.Serializer):
     log_excerpt = serializers.CharField(
         max_length=4000, allow_blank=True, default="", trim_whitespace=False
     )
+
+    def validate_product(self, value: str) -> str:
+        if value and value not in indexing.products():
+            raise serializers.ValidationError(
+                f"This vendor publishes no product {value!r} (only "
+                f"{', '.join(indexing.products())})."
+            )
+        return value
 
 
 class ImageSerializer(serializers.Serializer):

@@ -69,6 +69,19 @@ class SchoolAPIView(APIView):
         assert isinstance(request.auth, KeyOwner)
         return request.auth
 
+    def product(self, request: Request) -> str:
+        """``?product=``: CLMS (the default) or the agent itself; else a JSON 404."""
+        product = request.query_params.get("product") or settings.VENDOR_PRODUCT
+        if product not in indexing.products():
+            raise NotFound(
+                {
+                    "detail": f"This vendor publishes no product {product[:64]!r} "
+                    f"(only {', '.join(indexing.products())}).",
+                    "code": "product_not_found",
+                }
+            )
+        return product
+
 
 class IndexView(SchoolAPIView):
     """GET index / index.json / index.json.asc: this school's signed index."""
@@ -78,7 +91,9 @@ class IndexView(SchoolAPIView):
     @schema.index_schema
     def get(self, request: Request) -> HttpResponse:
         owner = self.owner(request)
-        document = indexing.signed_index_for(owner.school_id, owner.channel)
+        document = indexing.signed_index_for(
+            owner.school_id, owner.channel, self.product(request)
+        )
         return contract.signed_document(
             request,
             field="index",
@@ -89,9 +104,9 @@ class IndexView(SchoolAPIView):
         )
 
 
-def visible_release(owner: KeyOwner, version: str) -> Release:
-    """The release ``version`` if this school may see it, else a JSON 404."""
-    release = Release.objects.listed().filter(version=version).first()
+def visible_release(owner: KeyOwner, version: str, product: str) -> Release:
+    """The release ``version`` of ``product`` if this school may see it, else a 404."""
+    release = Release.objects.listed().of(product).filter(version=version).first()
     if release is None or not is_visible(
         ListedRelease(
             release.id, release.channel, release.critical, release.rollout_percent
@@ -116,7 +131,7 @@ class ManifestView(SchoolAPIView):
 
     @schema.manifest_schema
     def get(self, request: Request, version: str) -> HttpResponse:
-        release = visible_release(self.owner(request), version)
+        release = visible_release(self.owner(request), version, self.product(request))
         return contract.signed_document(
             request,
             field="manifest",
@@ -134,7 +149,7 @@ class BundleView(SchoolAPIView):
     def get(
         self, request: Request, version: str
     ) -> HttpResponse | StreamingHttpResponse:
-        release = visible_release(self.owner(request), version)
+        release = visible_release(self.owner(request), version, self.product(request))
         path = Path(settings.VENDOR_BUNDLE_DIR) / release.bundle_file
         if not release.bundle_file or not path.is_file():
             raise NotFound(

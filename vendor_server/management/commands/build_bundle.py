@@ -66,6 +66,12 @@ class Command(BaseCommand):
             help="where to write the ZIP (default: ./clms-VERSION.zip)",
         )
         parser.add_argument(
+            "--product",
+            default="",
+            help="the product of the release (default VENDOR_PRODUCT; the agent's "
+            "own is VENDOR_AGENT_PRODUCT)",
+        )
+        parser.add_argument(
             "--source",
             type=Path,
             help="a source release: the source folder it was published with",
@@ -79,7 +85,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         version = options["version"]
-        release = Release.objects.filter(version=version).first()
+        release = (
+            Release.objects.of(options["product"] or settings.VENDOR_PRODUCT)
+            .filter(version=version)
+            .first()
+        )
         if release is None:
             raise CommandError(f"no release {version} is published; publish it first")
         manifest_bytes = release.manifest_bytes
