@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 
 from django.utils import timezone
 
-from backups.checks import BackupChunks, check_file, compare_counts
+from backups.checks import CopyChunks, checked_copy, compare_counts
 from backups.engines import engine_for
 from backups.errors import BackupError
 from backups.locking import exclusive
@@ -22,9 +23,11 @@ def restore_backup(
 ) -> Backup:
     """Replace the CLMS database's contents with verified backup ``backup_id``.
 
-    1. Refuse anything but a verified backup; re-check its file (a backup can
-       rot after verification).
-    2. Restore atomically (the engine rolls back on any error).
+    1. Refuse anything but a verified backup; copy its file privately,
+       checking size and sha256 as it is copied (a backup can rot after
+       verification, or be swapped).
+    2. Restore that copy atomically (the engine rolls back on any error); the
+       file itself is not read again.
     3. Compare row counts with the manifest; record who restored what, when.
     Raises ``BackupError``; a failed restore is audited too.
     """
@@ -42,25 +45,26 @@ def restore_backup(
                 "only a verified backup can be restored. Verify it first, or pick a "
                 "verified one."
             )
-        try:
-            check_file(backup)
-        except BackupError as e:
-            backup.fail(f"Checked before a restore: {e}")
-            _audit_failure(backup, actor, reason, str(e))
-            raise BackupError(
-                f"Backup {backup.name} was not restored: {e} The CLMS database is "
-                "unchanged."
-            ) from e
-        progress.publish(
-            backup, "Restoring into the CLMS database", step="restore", percent=10
-        )
-        try:
-            counts = engine_for().restore(BackupChunks(backup))
-            compare_counts(backup.manifest.get("row_counts", {}), counts)
-        except BackupError as e:
-            progress.publish(backup, f"Restore failed: {e}", step="restore")
-            _audit_failure(backup, actor, reason, str(e))
-            raise
+        with ExitStack() as stack:
+            try:
+                copy = stack.enter_context(checked_copy(backup))
+            except BackupError as e:
+                backup.fail(f"Checked before a restore: {e}")
+                _audit_failure(backup, actor, reason, str(e))
+                raise BackupError(
+                    f"Backup {backup.name} was not restored: {e} The CLMS database "
+                    "is unchanged."
+                ) from e
+            progress.publish(
+                backup, "Restoring into the CLMS database", step="restore", percent=10
+            )
+            try:
+                counts = engine_for().restore(CopyChunks(copy))
+                compare_counts(backup.manifest.get("row_counts", {}), counts)
+            except BackupError as e:
+                progress.publish(backup, f"Restore failed: {e}", step="restore")
+                _audit_failure(backup, actor, reason, str(e))
+                raise
         backup.restored_at = timezone.now()
         progress.publish(
             backup,

@@ -303,14 +303,7 @@ def installed_agent(  # type: ignore[no-untyped-def]
     )
     (directory / ".env").chmod(0o600)
     image = agent_images["1.0.0"]
-    _one_off(
-        demo_docker,
-        image,
-        env,
-        root,
-        socket_path,
-        ["python", "manage.py", "migrate", "--noinput"],
-    )
+    # As the installer does: migrate, then the first admin (one container).
     _one_off(
         demo_docker,
         image,
@@ -318,14 +311,10 @@ def installed_agent(  # type: ignore[no-untyped-def]
         root,
         socket_path,
         [
-            "python",
-            "manage.py",
-            "createsuperuser",
-            "--noinput",
-            "--username",
-            "admin",
-            "--email",
-            "it@school.example",
+            "sh",
+            "-c",
+            "python manage.py migrate --noinput && python manage.py createsuperuser "
+            "--noinput --username admin --email it@school.example",
         ],
     )
     # The agent's Redis database is its own: nothing queued by an earlier test's

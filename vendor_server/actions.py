@@ -264,9 +264,13 @@ def _school(school_id: int) -> School:
 
 
 def record_report(school_id: int, data: dict[str, Any]) -> UpdateReport:
-    """Store a school's report of a run; a failure may pause the release's rollout."""
-    report = reporting.record_report(school_id, data)
-    if report.release_id is not None and not reporting.succeeded(report):
+    """Store a school's report of a run; failures may pause the release's rollout."""
+    report, _created = reporting.record_report(school_id, data)
+    if (
+        report.release_id is not None
+        and report.counted
+        and not reporting.succeeded(report)
+    ):
         pause_if_failing(report.release_id)
     return report
 
@@ -275,7 +279,9 @@ def pause_if_failing(release_id: int) -> bool:
     """Pause the release's rollout when its failure rate passes the threshold.
 
     The system acts; the row lock makes two reports arriving together pause
-    (and tell staff) once.
+    (and tell staff) once. A critical release is never paused by reports
+    (pausing it would keep a security fix from every school): staff are told
+    once instead, and decide.
     """
     with transaction.atomic():
         release = Release.objects.select_for_update().get(pk=release_id)
@@ -284,23 +290,44 @@ def pause_if_failing(release_id: int) -> bool:
         figures = rollouts.failure_figures(release)
         if not rollouts.should_pause(figures):
             return False
-        reason = (
-            f"Paused automatically: {figures.failed} of {figures.total} reports failed "
+        share = (
+            f"{figures.failed} of {figures.total} schools that reported it failed "
             f"or rolled back ({figures.failure_percent:.0f}%, threshold "
             f"{settings.VENDOR_PAUSE_FAILURE_PERCENT}% of at least "
-            f"{settings.VENDOR_PAUSE_MIN_REPORTS} reports)."
+            f"{settings.VENDOR_PAUSE_MIN_REPORTS} schools)."
         )
+        if release.critical:
+            if release.failure_alerted_at is not None:
+                return False
+            Release.objects.filter(pk=release.pk).update(
+                failure_alerted_at=timezone.now()
+            )
+            reason = (
+                f"Not paused, because {release.version} is critical: {share} "
+                "Decide in the admin whether to pause or disable it."
+            )
+            audit.record(
+                "vendor.release.failing",
+                actor=Actor.system(),
+                target=f"release {release.version}",
+                reason=reason,
+            )
+            transaction.on_commit(
+                lambda: _tell_staff(release, reason, "critical_release_failing")
+            )
+            return False
+        reason = f"Paused automatically: {share}"
         pause_release(release.pk, actor=Actor.system(), reason=reason)
         transaction.on_commit(lambda: _tell_staff(release, reason))
     return True
 
 
-def _tell_staff(release: Release, reason: str) -> None:
+def _tell_staff(release: Release, reason: str, event: str = "rollout_paused") -> None:
     if not settings.VENDOR_STAFF_EMAILS:
-        logger.warning("Rollout of %s paused; no VENDOR_STAFF_EMAILS to tell", release)
+        logger.warning("%s: %s; no VENDOR_STAFF_EMAILS to tell", release, reason)
         return
     notify(
-        "rollout_paused",
+        event,
         {"release": release, "reason": reason, "paused_at": timezone.now()},
         recipients=settings.VENDOR_STAFF_EMAILS,
     )

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -19,7 +19,6 @@ from vendor_server import actions, rollouts, schools
 from vendor_server.changelog import render_changelog
 from vendor_server.forms import MarkCriticalForm, ReleasePublishForm, SchoolForm
 from vendor_server.models import (
-    FAILURE_OUTCOMES,
     CheckIn,
     FleetAnalytics,
     Release,
@@ -120,12 +119,7 @@ class ReleaseAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(
-                report_total=Count("reports"),
-                report_failed=Count(
-                    "reports", filter=Q(reports__outcome__in=FAILURE_OUTCOMES)
-                ),
-            )
+            .annotate(**rollouts.figure_expressions("reports__"))
         )
 
     def get_form(  # type: ignore[override]
@@ -205,7 +199,7 @@ class ReleaseAdmin(admin.ModelAdmin):
             return "PAUSED"
         return "live"
 
-    @admin.display(description="reports (failed)")
+    @admin.display(description="schools reporting (failed)")
     def report_figures(self, obj: Release) -> str:
         total: int | None = getattr(obj, "report_total", None)
         failed: int = getattr(obj, "report_failed", 0)

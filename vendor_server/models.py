@@ -102,6 +102,8 @@ class Release(models.Model):
     rollout_percent = models.PositiveSmallIntegerField(default=100)
     paused_at = models.DateTimeField(null=True, blank=True)
     pause_reason = models.TextField(blank=True)
+    # A critical release is never paused by reports: staff are told once instead.
+    failure_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
     images = models.JSONField(default=list, help_text="[{service, reference}]")
     bundle_file = models.CharField(max_length=500, blank=True)
     bundle_sha256 = models.CharField(max_length=64, blank=True)
@@ -231,6 +233,9 @@ class UpdateReport(models.Model):
     )
     # What was updated: CLMS (VENDOR_PRODUCT) or the agent (VENDOR_AGENT_PRODUCT).
     product = models.CharField(max_length=64, default=default_product)
+    # Whether it counts for the release's auto-pause: the school could see the
+    # release when it reported (a report about any other release is kept, unweighed).
+    counted = models.BooleanField(default=True)
     run_id = models.BigIntegerField()
     from_version = models.CharField(max_length=64)
     to_version = models.CharField(max_length=64, db_index=True)

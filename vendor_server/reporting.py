@@ -12,23 +12,39 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from vendor_server import rollouts
 from vendor_server.models import Outcome, Release, School, UpdateReport
 
 
-def record_report(school_id: int, data: dict[str, Any]) -> UpdateReport:
-    """Store a school's report, note its new version, and check the rollout's health."""
+def record_report(school_id: int, data: dict[str, Any]) -> tuple[UpdateReport, bool]:
+    """Store a school's report of a run (once per run), note its new version.
+
+    The same run reported again (an agent retrying) updates its one report, so
+    a school weighs at most once per run. A report about a release the school
+    could not see is kept for the record but does not count for the rollout.
+    Returns the report and whether it is new.
+    """
     data = dict(data)
     product = data.pop("product", "") or settings.VENDOR_PRODUCT
+    run_id = data.pop("run_id")
     release = Release.objects.of(product).filter(version=data["to_version"]).first()
     with transaction.atomic():
+        school = School.objects.select_for_update().get(pk=school_id)
         now = timezone.now()
-        report = UpdateReport.objects.create(
+        counted = release is not None and rollouts.is_visible(
+            rollouts.listed(release), school.pk, school.channel
+        )
+        report, created = UpdateReport.objects.update_or_create(
             school_id=school_id,
-            release=release,
-            received_at=now,
-            received_on=now.astimezone(UTC).date(),
             product=product,
-            **data,
+            run_id=run_id,
+            defaults={
+                "release": release,
+                "received_at": now,
+                "received_on": now.astimezone(UTC).date(),
+                "counted": counted,
+                **data,
+            },
         )
         if data["outcome"] == Outcome.SUCCEEDED:
             field = (
@@ -37,7 +53,7 @@ def record_report(school_id: int, data: dict[str, Any]) -> UpdateReport:
                 else "current_version"
             )
             School.objects.filter(pk=school_id).update(**{field: data["to_version"]})
-    return report
+    return report, created
 
 
 def succeeded(report: UpdateReport) -> bool:

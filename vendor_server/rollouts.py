@@ -41,8 +41,15 @@ def is_visible(release: ListedRelease, school_id: int, school_channel: str) -> b
     return bucket(school_id, release.id) < release.rollout_percent
 
 
+def listed(release: Release) -> ListedRelease:
+    """What visibility needs to know about ``release``."""
+    return ListedRelease(
+        release.pk, release.channel, release.critical, release.rollout_percent
+    )
+
+
 class FailureFigures(NamedTuple):
-    """Reports of one release: how many, how many failed or rolled back."""
+    """Schools that reported a release: how many, how many failed or rolled back."""
 
     total: int
     failed: int
@@ -52,12 +59,27 @@ class FailureFigures(NamedTuple):
         return 100.0 * self.failed / self.total if self.total else 0.0
 
 
+def figure_expressions(prefix: str = "") -> dict[str, Count]:
+    """The counts of ``failure_figures`` as expressions (``prefix`` "reports__"
+    annotates releases): distinct schools among the reports that count."""
+    counted = Q(**{f"{prefix}counted": True})
+    failed = counted & Q(**{f"{prefix}outcome__in": FAILURE_OUTCOMES})
+    school = f"{prefix}school"
+    return {
+        "report_total": Count(school, distinct=True, filter=counted),
+        "report_failed": Count(school, distinct=True, filter=failed),
+    }
+
+
 def failure_figures(release: Release) -> FailureFigures:
-    """Count the release's reports and its failures (failed or rolled back)."""
-    counts = release.reports.aggregate(
-        total=Count("id"), failed=Count("id", filter=Q(outcome__in=FAILURE_OUTCOMES))
-    )
-    return FailureFigures(counts["total"], counts["failed"])
+    """Distinct schools that reported the release, and those whose run failed.
+
+    Only reports that count (the school could see the release) are weighed,
+    and each school once, however many reports it sends: one school, or one
+    stolen school key, can never pause a rollout by itself.
+    """
+    counts = release.reports.aggregate(**figure_expressions())
+    return FailureFigures(counts["report_total"], counts["report_failed"])
 
 
 def should_pause(figures: FailureFigures) -> bool:

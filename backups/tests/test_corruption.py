@@ -11,7 +11,7 @@ from backups import operations, restoring, verifying
 from backups.errors import BackupError
 from backups.models import Backup
 from backups.storage import LocalTarget
-from backups.tests.conftest import scratch_databases
+from backups.tests.conftest import library_rows, scratch_databases
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
 
@@ -140,3 +140,29 @@ def test_the_parallel_restore_test_passes_a_good_backup(
     backup = operations.create_verified_backup(reason="t", clms_version="1")
     assert backup.status == Backup.Status.VERIFIED
     assert scratch_databases(postgres_url) == []
+
+
+def test_a_file_swapped_after_the_check_is_never_what_is_restored(
+    verified, clms_db, monkeypatch
+):
+    """The restore reads the copy it checked, not the file a second time."""
+    before = library_rows(clms_db)
+    with psycopg.connect(clms_db, autocommit=True) as conn:
+        conn.execute("DELETE FROM loans")
+    # Another backup, of the emptied library, consistent in itself.
+    other = operations.create_verified_backup(reason="other", clms_version="1")
+    engine_class = type(restoring.engine_for())
+    real_restore = engine_class.restore
+
+    def swap_then_restore(self, chunks):  # type: ignore[no-untyped-def]
+        # Between the check and the engine reading the dump: someone with write
+        # access to the backup folder replaces the file.
+        _path(verified).write_bytes(_path(other).read_bytes())
+        return real_restore(self, chunks)
+
+    monkeypatch.setattr(engine_class, "restore", swap_then_restore)
+
+    restoring.restore_backup(verified.pk)
+
+    assert library_rows(clms_db) == before  # what was checked, loans included
+    assert not list(LocalTarget().directory.glob(".restore-*"))  # copy removed

@@ -22,12 +22,14 @@ rule and what to do; nothing has changed then.
 """
 
 from updates.actions.agent import (
+    RECENT_CHECK_SECONDS,
     check_drift,
     check_for_updates,
     declared_settings,
     dismiss_banner,
     download_bundle,
     provide_settings,
+    recent_check_or_new,
     replace_blackouts,
     replace_windows,
     scan_offline,
@@ -59,6 +61,7 @@ from updates.actions.selfupdate import (
 )
 
 __all__ = [
+    "RECENT_CHECK_SECONDS",
     "SchedulePlan",
     "apply_bundle",
     "cancel_run",
@@ -78,6 +81,7 @@ __all__ = [
     "plan_update_agent",
     "plan_update_now",
     "provide_settings",
+    "recent_check_or_new",
     "replace_blackouts",
     "replace_windows",
     "revoke_override",

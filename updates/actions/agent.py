@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
+from django.utils import timezone
 
 from clms_updates import audit
 from clms_updates import composecli as cli
@@ -74,6 +75,26 @@ def check_for_updates(
         )
     cancel_withdrawn_runs()
     return check
+
+
+RECENT_CHECK_SECONDS = 60
+
+
+def recent_check_or_new(*, actor: Actor) -> UpdateCheck:
+    """A check finished in the last ``RECENT_CHECK_SECONDS``, or a new one.
+
+    For requests a page of another site could make a browser send (a GET with
+    the session cookie): however often they come, the agent checks at most
+    once a minute for them.
+    """
+    rules.require_admin(actor)
+    since = timezone.now() - timedelta(seconds=RECENT_CHECK_SECONDS)
+    recent = (
+        UpdateCheck.objects.filter(finished_at__gte=since)
+        .order_by("-finished_at")
+        .first()
+    )
+    return recent or check_for_updates(actor=actor)
 
 
 def _check_agent_releases() -> None:

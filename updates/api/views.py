@@ -12,6 +12,7 @@ from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,15 +34,34 @@ from updates.models import (
 
 
 class CheckView(UpdatesAPIView):
-    """Check for updates now and answer with the outcome and its reason."""
+    """Check for updates and answer with the outcome and its reason."""
+
+    @extend_schema(
+        summary="Check for updates",
+        responses={200: s.CheckSerializer},
+        description="With an API token: runs a check against the configured sources "
+        "now. With a browser session (a cookie, which a page of another site could "
+        "make the browser send): answers from a check finished in the last "
+        f"{actions.RECENT_CHECK_SECONDS} s, and runs one only when there is none, so "
+        "no page can make the agent work more. POST always checks now. `outcome` is "
+        "ok, refused, offline or error; `reason` says what was found or why it was "
+        "refused.",
+    )
+    def get(self, request: Request) -> Response:
+        actor = Actor.from_request(request, VIA_API)
+        if isinstance(request.successful_authenticator, SessionAuthentication):
+            check = actions.recent_check_or_new(actor=actor)
+        else:
+            check = actions.check_for_updates(actor=actor)
+        return Response(s.CheckSerializer(check).data)
 
     @extend_schema(
         summary="Check for updates now",
+        request=None,
         responses={200: s.CheckSerializer},
-        description="Runs a check against the configured sources. `outcome` is ok, "
-        "refused, offline or error; `reason` says what was found or why it was refused.",
+        description="Runs a check now (a session needs its CSRF token).",
     )
-    def get(self, request: Request) -> Response:
+    def post(self, request: Request) -> Response:
         check = actions.check_for_updates(actor=Actor.from_request(request, VIA_API))
         return Response(s.CheckSerializer(check).data)
 

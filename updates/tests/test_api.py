@@ -14,7 +14,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from clms_updates.models import AuditEntry
-from updates.models import BlackoutPeriod, MaintenanceWindow, UpdateRun
+from updates.models import BlackoutPeriod, MaintenanceWindow, UpdateCheck, UpdateRun
 from updates.tests.factories import (
     make_manifest,
     make_release,
@@ -122,6 +122,35 @@ def test_check_shows_the_refusal_reason(admin_api, vendor) -> None:
     assert body["outcome"] == "refused"
     assert "does not verify" in body["reason"]
     assert body["release"] is None
+
+
+def test_a_session_get_answers_from_a_recent_check_a_token_checks_each_time(
+    school_admin, vendor
+) -> None:
+    """A page of another site can make the browser send the cookie with a GET:
+    that costs the agent at most one check a minute. A token (no browser) and
+    a POST (CSRF-protected) check every time."""
+    vendor.publish([make_manifest("1.1.0")])
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(school_admin)
+    first = browser.get("/api/updates/check").json()
+    for _ in range(5):
+        assert browser.get("/api/updates/check").json()["id"] == first["id"]
+    assert UpdateCheck.objects.count() == 1
+    with time_machine.travel(datetime.now(UTC) + timedelta(seconds=61)):
+        assert browser.get("/api/updates/check").json()["id"] != first["id"]
+    assert UpdateCheck.objects.count() == 2
+
+    # A POST from the browser needs its CSRF token: a cross-site form has none.
+    assert browser.post("/api/updates/check").status_code == 403
+    assert UpdateCheck.objects.count() == 2
+
+    token = Token.objects.create(user=school_admin)
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    script.get("/api/updates/check")
+    script.post("/api/updates/check")
+    assert UpdateCheck.objects.count() == 4
 
 
 def test_past_checks_list_their_refusal_reasons(

@@ -193,7 +193,7 @@ def test_the_analytics_page_is_linked_from_the_admin_and_shows_the_fleet(
     )
     school, _ = make_school()
     report(school.id, "succeeded")
-    report(school.id, "failed")
+    report(school.id, "failed", run_id=2)
     index = staff.get("/admin/").content.decode()
     assert "/admin/vendor_server/fleetanalytics/" in index
     assert (

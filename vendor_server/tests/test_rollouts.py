@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core import mail
+from django.utils import timezone
 
+from clms_updates.models import AuditEntry
 from vendor_server import actions, indexing
-from vendor_server.models import Release
+from vendor_server.models import Release, UpdateReport
 from vendor_server.rollouts import ListedRelease, bucket, is_visible
 from vendor_server.tests.conftest import FAKE_IMAGE
 from vendor_server.tests.factories import make_release, make_school
@@ -33,19 +37,25 @@ def test_a_critical_release_skips_staging_and_beta_stays_with_beta_schools() -> 
     assert is_visible(ListedRelease(3, "stable", False, 100), 1, "beta")
 
 
-def report(school_id: int, outcome: str) -> None:
+def report(
+    school_id: int, outcome: str, run_id: int = 1, version: str = "1.1.0"
+) -> None:
     actions.record_report(
         school_id,
         {
-            "run_id": 1,
+            "run_id": run_id,
             "from_version": "1.0.0",
-            "to_version": "1.1.0",
+            "to_version": version,
             "outcome": outcome,
             "duration_seconds": 10,
             "error_code": "health" if outcome != "succeeded" else "",
             "log_excerpt": "",
         },
     )
+
+
+def schools(n: int) -> list[int]:
+    return [make_school()[0].id for _ in range(n)]
 
 
 @pytest.mark.django_db
@@ -55,18 +65,20 @@ def test_a_rollout_pauses_itself_at_the_failure_threshold_and_emails_staff(
 ) -> None:
     settings.VENDOR_STAFF_EMAILS = ["releases@vendor.example"]
     release = make_release("1.1.0", FAKE_IMAGE)
-    school, _ = make_school()
-    for outcome in ("succeeded", "succeeded", "succeeded", "failed"):
-        report(school.id, outcome)
-    assert not Release.objects.get().is_paused  # 4 reports: below the minimum of 5
+    fleet = schools(5)
+    for school_id, outcome in zip(
+        fleet, ("succeeded", "succeeded", "succeeded", "failed"), strict=False
+    ):
+        report(school_id, outcome)
+    assert not Release.objects.get().is_paused  # 4 schools: below the minimum of 5
     sequence = indexing.current_sequence()
     with django_capture_on_commit_callbacks(execute=True):
-        report(school.id, "rolled_back")  # 2 of 5 = 40%
+        report(fleet[4], "rolled_back")  # 2 of 5 schools = 40%
     release.refresh_from_db()
     assert release.is_paused
-    assert "2 of 5 reports failed" in release.pause_reason
+    assert "2 of 5 schools that reported it failed" in release.pause_reason
     assert indexing.current_sequence() == sequence + 1
-    assert indexing.visible_release_ids(school.id, "stable", sequence + 1) == []
+    assert indexing.visible_release_ids(fleet[0], "stable", sequence + 1) == []
     assert len(mail.outbox) == 1
     assert "1.1.0" in mail.outbox[0].subject
     assert mail.outbox[0].to == ["releases@vendor.example"]
@@ -76,7 +88,78 @@ def test_a_rollout_pauses_itself_at_the_failure_threshold_and_emails_staff(
 @pytest.mark.services
 def test_a_healthy_rollout_is_not_paused(offline) -> None:
     make_release("1.1.0", FAKE_IMAGE)
-    school, _ = make_school()
-    for outcome in ["succeeded"] * 9 + ["failed"]:
-        report(school.id, outcome)
+    for school_id, outcome in zip(
+        schools(10), ["succeeded"] * 9 + ["failed"], strict=True
+    ):
+        report(school_id, outcome)
     assert not Release.objects.get().is_paused
+
+
+@pytest.mark.django_db
+@pytest.mark.services
+def test_one_school_can_never_pause_a_rollout_however_often_it_reports(
+    offline,
+) -> None:
+    make_release("1.1.0", FAKE_IMAGE)
+    (hostile,) = schools(1)
+    for run_id in range(1, 51):  # fifty runs, each failed, each reported twice
+        report(hostile, "failed", run_id=run_id)
+        report(hostile, "failed", run_id=run_id)
+    assert not Release.objects.get().is_paused
+    assert UpdateReport.objects.count() == 50  # one report per run
+
+
+@pytest.mark.django_db
+@pytest.mark.services
+def test_the_same_run_reported_again_is_one_report_with_the_last_outcome(
+    offline,
+) -> None:
+    make_release("1.1.0", FAKE_IMAGE)
+    (school_id,) = schools(1)
+    report(school_id, "failed", run_id=7)
+    report(school_id, "rolled_back", run_id=7)
+    assert list(UpdateReport.objects.values_list("run_id", "outcome")) == [
+        (7, "rolled_back")
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.services
+def test_reports_about_a_release_the_school_cannot_see_do_not_count(
+    offline,
+) -> None:
+    release = make_release("1.1.0", FAKE_IMAGE, rollout_percent=10)
+    fleet = schools(60)
+    outside = [s for s in fleet if bucket(s, release.pk) >= 10][:6]
+    assert len(outside) == 6
+    for school_id in outside:
+        report(school_id, "failed")
+    release.refresh_from_db()
+    assert not release.is_paused
+    assert not UpdateReport.objects.filter(counted=True).exists()
+    assert UpdateReport.objects.filter(release=release).count() == 6  # kept, unweighed
+
+
+@pytest.mark.django_db
+@pytest.mark.services
+def test_a_critical_release_is_never_paused_by_reports_staff_are_told_once(
+    offline, settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.VENDOR_STAFF_EMAILS = ["releases@vendor.example"]
+    release = make_release(
+        "1.1.0",
+        FAKE_IMAGE,
+        critical=True,
+        force_after=timezone.now() + timedelta(days=3),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        for school_id in schools(8):
+            report(school_id, "failed")
+    release.refresh_from_db()
+    assert not release.is_paused
+    assert release.enabled
+    assert release.failure_alerted_at is not None
+    assert len(mail.outbox) == 1
+    assert "critical release 1.1.0 is failing" in mail.outbox[0].subject
+    assert "Not paused, because 1.1.0 is critical" in mail.outbox[0].body
+    assert AuditEntry.objects.filter(action="vendor.release.failing").count() == 1
