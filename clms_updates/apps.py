@@ -15,6 +15,8 @@ class CoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from clms_updates import guessing  # noqa: F401 (audits lock-outs)
+
         post_migrate.connect(_install_periodic_tasks, sender=self)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -117,6 +118,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
+    "axes",
     "clms_updates.apps.CoreConfig",
     "backups.apps.BackupsConfig",
     "updates.apps.UpdatesConfig",
@@ -136,7 +138,25 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After auth: blocks pages and API once a critical deadline has passed.
     "updates.middleware.EnforcementMiddleware",
+    # Last: answers a locked-out sign-in (django-axes, see clms_updates.guessing).
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Guessing passwords and tokens (django-axes; clms_updates.guessing): after
+# LOGIN_FAILURE_LIMIT wrong tries of one username (or one kind of token) from
+# one address, that pair is locked out for LOGIN_LOCKOUT_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", "10", minimum=1)
+LOGIN_LOCKOUT_MINUTES = envint("LOGIN_LOCKOUT_MINUTES", "15", minimum=1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "clms_updates.guessing.lockout_response"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "clms_updates.urls"
 ASGI_APPLICATION = "clms_updates.asgi.application"
@@ -249,7 +269,7 @@ else:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "clms_updates.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["clms_updates.permissions.IsSchoolViewer"],
     "DEFAULT_THROTTLE_CLASSES": [
@@ -317,7 +337,11 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Every failed sign-in is counted (and a lock-out audited), not logged.
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from django.http.response import HttpResponseBase
 from django.urls import path
 from django.views.decorators.http import require_GET
 
-from clms_updates import contract
+from clms_updates import contract, guessing
 from clms_updates.manifest import sha256_hex
 from updates.mirror import serving
 from updates.sources import SignedDocument
@@ -37,9 +37,16 @@ def _authenticate(request: HttpRequest) -> JsonResponse | None:
     given = (
         header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
     )
+    try:
+        guessing.refuse_if_locked(request, guessing.MIRROR_TOKEN)
+    except guessing.TooManyFailures as e:
+        answer = contract.error(429, str(e), "too_many_failures")
+        answer["Retry-After"] = str(e.minutes * 60)
+        return answer
     if not given or not any(
         hmac.compare_digest(given.encode(), t.encode()) for t in tokens
     ):
+        guessing.failed(request, guessing.MIRROR_TOKEN)
         return contract.error(
             401,
             "Unknown mirror token; ask the mirror's admin for one "

@@ -143,11 +143,17 @@ def scan_offline_folder(
         state=OfflineBundle.State.FOUND, processed_at__lt=now - STALE_CLAIM
     ).update(processed_at=None)
     touched: list[OfflineBundle] = []
+    limit = settings.UPDATES_BUNDLE_MAX_MB * 1024 * 1024
     for path in bundle_files():
         try:
             size = path.stat().st_size
             settle_seconds = settings.UPDATES_OFFLINE_SETTLE_SECONDS if settle else 0
             if not _settled(path, now, settle_seconds) or _known(path, size):
+                continue
+            if size > limit:
+                # Bounded work before the signature: a huge (or sparse) file is
+                # refused by its size, never read.
+                touched.append(_refuse_unread(path, size, limit, now=now))
                 continue
             digest = sha256_file(path)
         except OSError as e:
@@ -204,27 +210,78 @@ def process_bundle(
         )
         bundle.path = str(path)
     except BundleRefused as e:
-        bundle.state = OfflineBundle.State.REFUSED
-        bundle.reason = f"{e} [{e.code}]"
-        bundle.version = e.version
-        try:
-            bundle.path = str(quarantine(path, bundle.reason, now=now))
-        except OSError as move_error:
-            bundle.reason += f" (it could not be moved to quarantine: {move_error})"
-        logger.warning("Offline bundle %s refused: %s", path.name, bundle.reason)
-        audit.record(
-            "updates.bundle.refused",
-            target=path.name,
-            code=e.code,
-            reason=str(e)[:500],
-        )
+        _refuse(bundle, path, e, now=now)
     except (BundleNotReady, OSError) as e:
         bundle.reason = f"Not processed yet: {e}. It is retried on the next scan."
         bundle.processed_at = None
         logger.warning("Offline bundle %s not processed: %s", path.name, e)
+    except Exception as e:
+        # Whatever else a hostile or damaged file makes the readers raise (a
+        # broken deflate stream, an entry name that is not UTF-8, ...): the
+        # bundle ends refused with the reason, never a crashed scan or a claim
+        # left behind.
+        logger.exception("Offline bundle %s could not be read", path.name)
+        _refuse(
+            bundle,
+            path,
+            BundleRefused(
+                f"{path.name} could not be read as a bundle ({type(e).__name__}: "
+                f"{str(e)[:300]}); it is damaged or not a bundle the vendor made",
+                code="unreadable",
+            ),
+            now=now,
+        )
     finally:
         if unpacked is not None:
             shutil.rmtree(unpacked.root, ignore_errors=True)
+    bundle.save()
+    return bundle
+
+
+def _refuse(
+    bundle: OfflineBundle, path: Path, e: BundleRefused, *, now: datetime
+) -> None:
+    """Mark ``bundle`` refused with why, move its file to quarantine, audit it."""
+    bundle.state = OfflineBundle.State.REFUSED
+    bundle.reason = f"{e} [{e.code}]"
+    bundle.version = e.version
+    try:
+        bundle.path = str(quarantine(path, bundle.reason, now=now))
+    except OSError as move_error:
+        bundle.reason += f" (it could not be moved to quarantine: {move_error})"
+    logger.warning("Offline bundle %s refused: %s", path.name, bundle.reason)
+    audit.record(
+        "updates.bundle.refused",
+        target=path.name,
+        code=e.code,
+        reason=str(e)[:500],
+    )
+
+
+def _refuse_unread(
+    path: Path, size: int, limit: int, *, now: datetime
+) -> OfflineBundle:
+    """A file too large to be a bundle: refused by its size, without reading it."""
+    bundle, _ = OfflineBundle.objects.update_or_create(
+        sha256="",
+        file_name=path.name,
+        defaults={
+            "size": size,
+            "path": str(path),
+            "found_at": now,
+            "processed_at": now,
+        },
+    )
+    _refuse(
+        bundle,
+        path,
+        BundleRefused(
+            f"{path.name} has {size} bytes, more than a bundle may have "
+            f"(UPDATES_BUNDLE_MAX_MB = {limit // (1024 * 1024)}); it was not read",
+            code="too_large",
+        ),
+        now=now,
+    )
     bundle.save()
     return bundle
 

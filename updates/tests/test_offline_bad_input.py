@@ -54,7 +54,7 @@ def assert_refused(
     assert len(rows) == 1
     bundle = rows[0]
     assert bundle.state == OfflineBundle.State.REFUSED
-    assert f"[{code}]" in bundle.reason
+    assert f"[{code}]" in bundle.reason if code else bundle.reason.endswith("]")
     assert words.lower() in bundle.reason.lower()
     # Moved to quarantine beside a file saying why.
     assert not list((agent / "offline").glob("*.zip"))
@@ -295,3 +295,42 @@ def test_a_bundle_still_being_copied_is_left_for_the_next_scan(
     assert offline.scan_offline_folder() == []
     assert path.exists()
     assert not OfflineBundle.objects.exists()
+
+
+def _break_deflate_of(path: Path, member: str) -> None:
+    """Overwrite ``member``'s compressed bytes in place: the zip's directory and
+    sizes stay valid, its deflate stream is garbage."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(path.read_bytes())
+    offset = info.header_offset
+    name_length = int.from_bytes(data[offset + 26 : offset + 28], "little")
+    extra_length = int.from_bytes(data[offset + 28 : offset + 30], "little")
+    start = offset + 30 + name_length + extra_length
+    data[start : start + info.compress_size] = b"\xff" * info.compress_size
+    path.write_bytes(bytes(data))
+
+
+def test_a_broken_deflate_stream_is_refused_not_a_crashed_scan(agent, vendor_key):
+    path = drop(agent, spec(vendor_key))
+    _break_deflate_of(path, "manifest.json")  # the first thing read
+    assert_refused(agent, "unreadable", "could not be read")
+    assert offline.scan_offline_folder() == []  # ended, not left claimed
+
+
+def test_an_entry_name_that_is_not_utf8_is_refused(agent, vendor_key):
+    path = drop(agent, spec(vendor_key, extra={"caf\u20ac.txt": b"x"}))
+    euro = "\u20ac".encode()
+    data = path.read_bytes()
+    assert data.count(euro) == 2  # the local header and the central directory
+    path.write_bytes(data.replace(euro, b"\xff\xfe\xfd"))
+    bundle = assert_refused(agent, "", "")
+    assert "Traceback" not in bundle.reason
+
+
+def test_a_huge_sparse_file_is_refused_by_its_size_without_being_read(agent, settings):
+    path = agent / "offline" / "clms-9.9.9.zip"
+    with path.open("wb") as f:
+        f.truncate(settings.UPDATES_BUNDLE_MAX_MB * 1024 * 1024 + 1)  # no blocks
+    bundle = assert_refused(agent, "too_large", "it was not read")
+    assert bundle.sha256 == ""  # never hashed

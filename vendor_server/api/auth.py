@@ -12,6 +12,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from clms_updates import guessing
 from vendor_server import fastpath
 from vendor_server.schools import KeyOwner, owner_of_key
 
@@ -45,8 +46,13 @@ class SchoolKeyAuthentication(BaseAuthentication):
                     "code": "missing_key",
                 }
             )
+        try:
+            guessing.refuse_if_locked(request, guessing.SCHOOL_KEY)
+        except guessing.TooManyFailures as e:
+            raise exceptions.Throttled(wait=e.minutes * 60, detail=str(e)) from None
         owner = owner_of_key(key.strip())
         if owner is None:
+            guessing.failed(request, guessing.SCHOOL_KEY)
             raise exceptions.AuthenticationFailed(
                 {
                     "detail": "This API key is not known to the vendor server. Check "
