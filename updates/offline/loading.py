@@ -10,6 +10,7 @@ pipeline uses it by id (``local_image_for``), never by that tag.
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +90,74 @@ def load_images(
     return loaded
 
 
+# The archive's own descriptions (``docker save``), read before it is loaded.
+ARCHIVE_DOCUMENTS = ("manifest.json", "repositories", "index.json")
+ARCHIVE_DOCUMENT_LIMIT = 1024 * 1024
+NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
+
+
+def inspect_archive(archive: Path, expected_id: str, *, what: str) -> None:
+    """Refuse an archive that would load or name anything but the signed image.
+
+    ``docker load`` loads every image an archive lists and applies every tag
+    in it, so a signed archive that also carried ``postgres:15`` would retag
+    the school's database image. Before anything is loaded: exactly one image,
+    the signed one (its config digest), with no name at all.
+    """
+
+    def refuse(why: str) -> BundleRefused:
+        return BundleRefused(
+            f"the image archive of {what} {why}; it was not loaded (a bundle's "
+            "archive holds exactly the one signed image, unnamed, as build_bundle "
+            "writes it)",
+            code="archive_contents",
+        )
+
+    documents: dict[str, Any] = {}
+    try:
+        with tarfile.open(archive, mode="r:") as tar:
+            for member in tar:
+                if member.name.lstrip("./") not in ARCHIVE_DOCUMENTS:
+                    continue
+                if not member.isfile() or member.size > ARCHIVE_DOCUMENT_LIMIT:
+                    raise refuse(f"has an unusable {member.name}")
+                handle = tar.extractfile(member)
+                assert handle is not None
+                documents[member.name.lstrip("./")] = json.loads(handle.read())
+    except (tarfile.TarError, ValueError, EOFError) as e:
+        raise refuse(f"is not an image archive Docker wrote ({e})") from None
+    listed = documents.get("manifest.json")
+    if not isinstance(listed, list) or len(listed) != 1:
+        count = len(listed) if isinstance(listed, list) else "no"
+        raise refuse(f"lists {count} images")
+    entry = listed[0] if isinstance(listed[0], dict) else {}
+    config = str(entry.get("Config", "")).rsplit("/", 1)[-1].removesuffix(".json")
+    if f"sha256:{config}" != expected_id:
+        raise refuse(f"holds the image sha256:{config[:64]}, not the signed one")
+    if entry.get("RepoTags"):
+        raise refuse(f"would tag images as {', '.join(map(str, entry['RepoTags']))}")
+    if documents.get("repositories"):
+        raise refuse("names repositories")
+    index = documents.get("index.json")
+    if index is not None:
+        manifests = index.get("manifests") if isinstance(index, dict) else None
+        if not isinstance(manifests, list) or len(manifests) > 1:
+            raise refuse("lists more than one image in its index")
+        for item in manifests:
+            names = (item.get("annotations") or {}) if isinstance(item, dict) else {}
+            if any(key in names for key in NAME_ANNOTATIONS):
+                raise refuse("names its image in its index")
+
+
 def load_archive(
     client: docker.DockerClient, archive: Path, expected_id: str, *, what: str
 ) -> None:
-    """``docker load`` one archive; refused unless it loads the image ``expected_id``."""
+    """``docker load`` one archive; refused unless it loads the image ``expected_id``.
+
+    Its contents are inspected first (``inspect_archive``): nothing but the
+    signed image ever reaches the engine.
+    """
+    inspect_archive(archive, expected_id, what=what)
     try:
         with archive.open("rb") as f:
             images = client.images.load(f)

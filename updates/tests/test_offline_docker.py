@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+
 import docker
 import pytest
 from django.core.cache import cache
@@ -75,7 +79,8 @@ def test_an_image_archive_that_is_not_the_signed_image_is_refused(
     [bundle] = offline.scan_offline_folder()
 
     assert bundle.state == OfflineBundle.State.REFUSED
-    assert "[image_mismatch]" in bundle.reason
+    assert "[archive_contents]" in bundle.reason  # seen before it was loaded
+    assert "not the signed one" in bundle.reason
     assert not AvailableRelease.objects.exists()
     assert offline.local_image_for(signed.reference) is None
     assert list((agent / "quarantine").glob("*.reason.txt"))
@@ -131,3 +136,85 @@ def test_the_pipeline_runs_a_loaded_image_by_id_only_while_a_verified_bundle_vou
 
     OfflineBundle.objects.filter(pk=bundle.pk).update(state=OfflineBundle.State.REFUSED)
     assert local_image(engine, image.reference) is None
+
+
+def _with_extra_image(signed: bytes, extra: bytes, tags: list[str]) -> bytes:
+    """A ``docker save`` archive holding ``signed`` and also ``extra`` named ``tags``."""
+    out = io.BytesIO()
+    listed: list[dict] = []  # type: ignore[type-arg]
+    with tarfile.open(fileobj=out, mode="w") as merged:
+        for data, names in ((signed, None), (extra, tags)):
+            with tarfile.open(fileobj=io.BytesIO(data)) as part:
+                for member in part:
+                    body = part.extractfile(member) if member.isfile() else None
+                    if member.name == "manifest.json":
+                        assert body is not None
+                        entries = json.loads(body.read())
+                        for entry in entries:
+                            entry["RepoTags"] = names
+                        listed += entries
+                        continue
+                    merged.addfile(member, body)
+        document = json.dumps(listed).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(document)
+        merged.addfile(info, io.BytesIO(document))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("extra_tags", [["127.0.0.1:5000/clms/db:15"], None])
+def test_a_signed_archive_carrying_another_image_never_reaches_the_engine(
+    agent, vendor_key, engine, extra_tags
+):
+    # The school's database image, already on the engine under its tag.
+    victim = real_image(engine, text="the real database")
+    engine.images.load(victim.archive)
+    original_id = json.loads(victim.registry_manifest)["config"]["digest"]
+    engine.images.get(original_id).tag("127.0.0.1:5000/clms/db", tag="15")
+    signed = real_image(engine, text="signed")
+    hostile = real_image(engine, text="hostile database")
+    archive = _with_extra_image(signed.archive, hostile.archive, extra_tags)
+    payload = ImagePayload(
+        signed.service, signed.repository, signed.registry_manifest, archive
+    )
+    bundle_of(agent, vendor_key, [payload])  # validly signed, archive included
+
+    [bundle] = offline.scan_offline_folder()
+
+    assert bundle.state == OfflineBundle.State.REFUSED
+    assert "[archive_contents]" in bundle.reason
+    assert "lists 2 images" in bundle.reason
+    assert engine.images.get("127.0.0.1:5000/clms/db:15").id == original_id
+    hostile_id = json.loads(hostile.registry_manifest)["config"]["digest"]
+    with pytest.raises(docker.errors.ImageNotFound):
+        engine.images.get(hostile_id)
+    with pytest.raises(docker.errors.ImageNotFound):
+        engine.images.get(json.loads(signed.registry_manifest)["config"]["digest"])
+
+
+def test_a_signed_archive_that_names_its_image_is_refused(agent, vendor_key, engine):
+    signed = real_image(engine, text="signed")
+    with tarfile.open(fileobj=io.BytesIO(signed.archive)) as part:
+        members = [
+            (m, part.extractfile(m).read() if m.isfile() else None) for m in part
+        ]  # type: ignore[union-attr]
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as named:
+        for member, body in members:
+            if member.name == "manifest.json" and body is not None:
+                entries = json.loads(body)
+                entries[0]["RepoTags"] = ["127.0.0.1:5000/clms/named-by-archive:1"]
+                body = json.dumps(entries).encode()
+                member.size = len(body)
+            named.addfile(member, io.BytesIO(body) if body is not None else None)
+    payload = ImagePayload(
+        signed.service, signed.repository, signed.registry_manifest, out.getvalue()
+    )
+    bundle_of(agent, vendor_key, [payload])
+
+    [bundle] = offline.scan_offline_folder()
+
+    assert bundle.state == OfflineBundle.State.REFUSED
+    assert "would tag images as 127.0.0.1:5000/clms/named-by-archive:1" in bundle.reason
+    with pytest.raises(docker.errors.ImageNotFound):
+        engine.images.get("127.0.0.1:5000/clms/named-by-archive:1")
