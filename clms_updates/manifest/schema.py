@@ -762,8 +762,9 @@ class ReleaseIndex:
             not isinstance(self.sequence, int)
             or isinstance(self.sequence, bool)
             or self.sequence < 1
+            or self.sequence > 2**63 - 1
         ):
-            raise ManifestError("sequence: expected a whole number of at least 1")
+            raise ManifestError("sequence: expected a whole number from 1 to 2^63 - 1")
         if self.expires <= self.generated_at:
             raise ManifestError("expires: must be after generated_at")
         versions = [entry.version for entry in self.releases]

@@ -648,3 +648,17 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
     assert retry_after_seconds("Fri, 27 Nov 2026 04:05:00 GMT", now=now) == 300
     assert retry_after_seconds("soon", now=now) == DEFAULT_RETRY_AFTER_SECONDS
     assert retry_after_seconds(None, now=now) == DEFAULT_RETRY_AFTER_SECONDS
+
+
+def test_a_signed_index_with_a_sequence_past_64_bits_is_refused_not_a_crash(
+    vendor,
+) -> None:
+    good = vendor.publish([make_manifest("1.1.0")], sequence=5)
+    text = good.to_bytes().decode().replace('"sequence":5', f'"sequence":{2**64}')
+    vendor.index = (text, vendor.sign(text.encode()))
+
+    check = checking.run_check()
+
+    assert check.outcome == UpdateCheck.Outcome.REFUSED
+    assert "sequence" in check.reason
+    assert AgentState.load().highest_sequence == 0

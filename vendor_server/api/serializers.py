@@ -11,7 +11,7 @@ from vendor_server.models import Outcome
 class UpdateReportSerializer(serializers.Serializer):
     """The body of ``POST reports``."""
 
-    run_id = serializers.IntegerField(min_value=0)
+    run_id = serializers.IntegerField(min_value=0, max_value=2**63 - 1)
     product = serializers.CharField(
         max_length=64,
         default="",
@@ -21,7 +21,9 @@ class UpdateReportSerializer(serializers.Serializer):
     from_version = serializers.CharField(max_length=64, allow_blank=True)
     to_version = serializers.CharField(max_length=64)
     outcome = serializers.ChoiceField(choices=Outcome.choices)
-    duration_seconds = serializers.IntegerField(min_value=0, default=0)
+    duration_seconds = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, default=0
+    )
     error_code = serializers.CharField(max_length=100, allow_blank=True, default="")
     log_excerpt = serializers.CharField(
         max_length=4000, allow_blank=True, default="", trim_whitespace=False

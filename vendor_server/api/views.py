@@ -15,7 +15,6 @@ from rest_framework import status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -24,6 +23,7 @@ from rest_framework.views import APIView
 
 from clms_updates import contract
 from clms_updates.actions import VIA_API, Actor
+from clms_updates.api import BoundedJSONParser
 from vendor_server import actions, indexing, keys
 from vendor_server.api import schema
 from vendor_server.api.auth import (
@@ -59,7 +59,7 @@ class SchoolAPIView(APIView):
     throttle_classes = [SchoolRateThrottle]
     # Agents speak JSON only; fewer renderers make content negotiation cheaper.
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     content_negotiation_class = JSONOnlyNegotiation
 
     def throttled(self, request: Request, wait: float | None) -> NoReturn:
