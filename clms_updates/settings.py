@@ -500,6 +500,11 @@ def envseconds(name: str, default: str) -> float:
 # The whole budget for one request to a source (connect + answer); a source
 # that has not answered within it counts as unreachable.
 UPDATES_SOURCE_TIMEOUT_SECONDS = envseconds("UPDATES_SOURCE_TIMEOUT_SECONDS", "5")
+# A bundle download slower than this (KiB/s, averaged after the first
+# UPDATES_SOURCE_TIMEOUT_SECONDS) is cut off: a trickle never holds a worker.
+UPDATES_DOWNLOAD_MIN_KIB_PER_SECOND = envint(
+    "UPDATES_DOWNLOAD_MIN_KIB_PER_SECOND", "32", minimum=1
+)
 UPDATES_CHANNEL = envchoice("UPDATES_CHANNEL", "stable", ("stable", "beta"))
 UPDATES_CHECK_INTERVAL_HOURS = envint("UPDATES_CHECK_INTERVAL_HOURS", "6", minimum=1)
 UPDATES_CHECK_JITTER_MINUTES = envint("UPDATES_CHECK_JITTER_MINUTES", "30", minimum=0)

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 from django.conf import settings
 
+from clms_updates import deadlines
 from clms_updates.manifest import (
     ManifestError,
     parse_index,
@@ -313,28 +315,46 @@ def _download(
     """
     digest = hashlib.sha256()
     written = 0
+    budget = settings.UPDATES_SOURCE_TIMEOUT_SECONDS
+    min_rate = settings.UPDATES_DOWNLOAD_MIN_KIB_PER_SECOND * 1024
+    fetcher = deadlines.session()
     try:
-        with requests.get(
-            url,
-            headers={"Authorization": f"Bearer {token}"},
-            stream=True,
-            timeout=settings.UPDATES_SOURCE_TIMEOUT_SECONDS,
-        ) as response:
+        with (
+            deadlines.watch(budget, min_rate=min_rate) as deadline,
+            fetcher.get(
+                url,
+                headers={"Authorization": f"Bearer {token}"},
+                stream=True,
+                timeout=budget,
+            ) as response,
+        ):
             if response.status_code != 200:
                 raise MirrorUnavailable(
                     f"{who} answered {response.status_code} for the bundle of {version}"
                 )
             with partial.open("wb") as out:
-                for chunk in response.iter_content(1024 * 1024):
+                while chunk := response.raw.read1(1024 * 1024):
                     written += len(chunk)
+                    deadline.received(len(chunk))
                     if written > limit:
                         raise MirrorUnavailable(too_large)
                     digest.update(chunk)
                     out.write(chunk)
-    except requests.RequestException as e:
+            if deadline.why:
+                raise MirrorUnavailable(
+                    f"the bundle of {version} from {who} was cut off: {deadline.why}"
+                )
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
         partial.unlink(missing_ok=True)
+        if deadline.why:
+            raise MirrorUnavailable(
+                f"the bundle of {version} from {who} was cut off: {deadline.why}; "
+                "try again when the connection is better"
+            ) from None
         raise MirrorUnavailable(f"{who} could not be reached: {e}") from None
     except MirrorUnavailable:
         partial.unlink(missing_ok=True)
         raise
+    finally:
+        fetcher.close()
     return written, digest.hexdigest()

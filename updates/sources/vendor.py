@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -16,6 +15,7 @@ import urllib3
 from django.conf import settings
 from django.core.cache import cache
 
+from clms_updates import deadlines
 from updates.sources.base import (
     SignedDocument,
     Source,
@@ -100,7 +100,7 @@ class VendorSource(Source):
         self.installed_version = installed_version
         # Empty: the vendor's default product (CLMS); else e.g. the agent's own.
         self.product = product
-        self.session = requests.Session()
+        self.session = deadlines.session()
 
     @classmethod
     def from_settings(cls, *, product: str = "") -> VendorSource:
@@ -162,14 +162,13 @@ class VendorSource(Source):
         """GET ``path`` within the time budget and size limit; returns (body, status).
 
         ``requests`` timeouts apply per socket operation, so a source trickling a
-        byte a second would never time out: the body is read in chunks against
-        one overall deadline and a byte cap.
+        byte a second would never time out: the whole answer, headers included,
+        has one overall deadline (``clms_updates.deadlines``) and a byte cap.
         """
         url = urljoin(self.base_url, path)
         check_url_allowed(url)
         budget = settings.UPDATES_SOURCE_TIMEOUT_SECONDS
         limit = settings.UPDATES_MAX_RESPONSE_BYTES
-        deadline = time.monotonic() + budget
         cache_key = f"updates:etag:{url}"
         cached = cache.get(cache_key) if use_etag else None
         headers = {
@@ -180,58 +179,68 @@ class VendorSource(Source):
         }
         if cached:
             headers["If-None-Match"] = cached["etag"]
-        try:
-            response = self.session.get(
-                url, headers=headers, timeout=(budget, budget), stream=True
-            )
-        except requests.Timeout:
-            raise SourceUnavailable(
-                f"{url} did not answer within {budget:g} s"
-            ) from None
-        except requests.RequestException as e:
-            raise SourceUnavailable(
-                f"{url} could not be reached: {_short(e)}"
-            ) from None
-        with response:
-            if response.status_code == 304 and cached:
-                return cached["body"], 200
-            if response.status_code != 200:
-                raise self._status_error(url, response)
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > limit:
-                raise SourceRefused(
-                    f"{url} answered with {int(declared)} bytes, over the limit of "
-                    f"{limit} (UPDATES_MAX_RESPONSE_BYTES); it was cut off and refused"
-                )
-            chunks: list[bytes] = []
-            size = 0
+        with deadlines.watch(budget, total=True) as deadline:
             try:
-                while True:
-                    # read1 returns whatever has arrived, so the deadline is
-                    # checked between small reads even for a trickling source.
-                    chunk = response.raw.read1(16384, decode_content=True)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    if size > limit:
-                        raise SourceRefused(
-                            f"{url} sent more than {limit} bytes "
-                            "(UPDATES_MAX_RESPONSE_BYTES); the response was cut off and refused"
-                        )
-                    if time.monotonic() > deadline:
+                response = self.session.get(
+                    url, headers=headers, timeout=(budget, budget), stream=True
+                )
+            except requests.RequestException as e:
+                if deadline.why or isinstance(e, requests.Timeout):
+                    raise SourceUnavailable(
+                        f"{url} did not answer within {budget:g} s"
+                        + (f" ({deadline.why})" if deadline.why else "")
+                    ) from None
+                raise SourceUnavailable(
+                    f"{url} could not be reached: {_short(e)}"
+                ) from None
+            with response:
+                if response.status_code == 304 and cached:
+                    return cached["body"], 200
+                if response.status_code != 200:
+                    raise self._status_error(url, response)
+                declared = response.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > limit:
+                    raise SourceRefused(
+                        f"{url} answered with {int(declared)} bytes, over the limit "
+                        f"of {limit} (UPDATES_MAX_RESPONSE_BYTES); it was cut off and "
+                        "refused"
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                try:
+                    while True:
+                        # read1 returns whatever has arrived; the watchdog cuts a
+                        # read that waits past the deadline.
+                        chunk = response.raw.read1(16384, decode_content=True)
+                        if not chunk:
+                            break
+                        size += len(chunk)
+                        deadline.received(len(chunk))
+                        if size > limit:
+                            raise SourceRefused(
+                                f"{url} sent more than {limit} bytes "
+                                "(UPDATES_MAX_RESPONSE_BYTES); the response was cut "
+                                "off and refused"
+                            )
+                        chunks.append(chunk)
+                except (
+                    requests.RequestException,
+                    urllib3.exceptions.HTTPError,
+                    OSError,
+                ) as e:
+                    if deadline.why:
                         raise SourceRefused(
                             f"{url} was still sending after {budget:g} s; the slow "
                             "response was cut off and refused"
-                        )
-                    chunks.append(chunk)
-            except (
-                requests.RequestException,
-                urllib3.exceptions.HTTPError,
-                OSError,
-            ) as e:
-                raise SourceUnavailable(
-                    f"{url} stopped answering mid-response: {_short(e)}"
-                ) from None
+                        ) from None
+                    raise SourceUnavailable(
+                        f"{url} stopped answering mid-response: {_short(e)}"
+                    ) from None
+                if deadline.why:
+                    raise SourceRefused(
+                        f"{url} was still sending after {budget:g} s; the slow "
+                        "response was cut off and refused"
+                    )
         body = b"".join(chunks)
         etag = response.headers.get("ETag")
         if use_etag and etag:

@@ -226,6 +226,46 @@ def test_an_endless_trickling_response_is_cut_off_after_the_budget(
     assert_refused(check, "still sending after 0.6 s", "cut off")
 
 
+def _trickled_headers(handler: BaseHTTPRequestHandler) -> None:
+    """A status line, then one header byte every 0.1 s: never a whole answer."""
+    try:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(200):
+            handler.wfile.write(b"X")
+            handler.wfile.flush()
+            time.sleep(0.1)
+    except OSError:
+        pass
+
+
+def _trickled_error(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(503)
+    handler.send_header("Content-Length", "1000")
+    handler.end_headers()
+    try:
+        for _ in range(200):
+            handler.wfile.write(b"{")
+            handler.wfile.flush()
+            time.sleep(0.1)
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize(
+    "server", [_trickled_headers, _trickled_error], ids=["headers", "error-body"]
+)
+def test_a_server_trickling_its_headers_or_error_is_cut_off_at_the_budget(
+    vendor, settings, server
+) -> None:
+    settings.UPDATES_SOURCE_TIMEOUT_SECONDS = 0.8
+    vendor.overrides["index"] = server
+    started = time.monotonic()
+    check = checking.run_check()
+    assert time.monotonic() - started < 4  # 20 s of trickle, cut at the budget
+    assert check.outcome in (OFFLINE, REFUSED, UpdateCheck.Outcome.ERROR)
+    assert check.outcome != OK
+
+
 def test_a_non_https_source_is_refused_in_production(vendor, settings) -> None:
     settings.DEBUG = False
     settings.UPDATES_ALLOW_INSECURE_HTTP = True  # not enough with DEBUG off

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -195,3 +197,46 @@ def test_an_agent_downloads_a_bundle_from_the_mirror_into_its_offline_folder(
     assert answer.json()[0]["state"] == "refused"
     quarantined = list((tmp_path / "downstream-quarantine").glob("*clms-1.0.1.zip"))
     assert quarantined and quarantined[0].read_bytes() == data
+
+
+class _TrickleHandler(BaseHTTPRequestHandler):
+    """A mirror that starts a 10 MB bundle, then sends 1 KiB a second."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(10 * 1024 * 1024))
+        self.end_headers()
+        try:
+            for _ in range(600):
+                self.wfile.write(b"\0" * 1024)
+                self.wfile.flush()
+                time.sleep(1)
+        except OSError:
+            pass
+
+
+def test_a_bundle_download_slower_than_the_minimum_rate_is_cut_off(
+    settings, tmp_path
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TrickleHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.UPDATES_MIRROR_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    settings.UPDATES_MIRROR_TOKEN = TOKEN
+    settings.UPDATES_OFFLINE_DIR = tmp_path / "offline"
+    settings.UPDATES_SOURCE_TIMEOUT_SECONDS = 1
+    settings.UPDATES_DOWNLOAD_MIN_KIB_PER_SECOND = 32
+    started = time.monotonic()
+    try:
+        with pytest.raises(
+            mirroring.MirrorUnavailable, match="slower than the minimum"
+        ):
+            mirroring.download_bundle("1.0.1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - started < 5  # not the ten minutes of the trickle
+    assert not list((tmp_path / "offline").iterdir())  # the partial file is gone
