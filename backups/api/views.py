@@ -38,6 +38,11 @@ class BackupViewSet(
     serializer_class = BackupSerializer
     filterset_fields = ["status", "engine"]
 
+    @extend_schema(
+        summary="Start a backup (then verified, and copied if set up)",
+        request=CreateBackupSerializer,
+        responses={202: BackupSerializer},
+    )
     def create(self, request: Request) -> Response:
         data = CreateBackupSerializer(data=request.data)
         data.is_valid(raise_exception=True)
