@@ -27,7 +27,7 @@ run: system-deps-run venv
 	$(PY) -m devtools.demo
 
 test: system-deps-test venv
-	$(PY) -m devtools.services test -- $(PY) -m pytest $(PYTEST_ARGS); status=$$?; echo "Test artifacts (browser screenshots): $${CLMS_ARTIFACTS_DIR:-$(CURDIR)/test-artifacts}/"; exit $$status
+	$(PY) -m devtools.testrun $(PYTEST_ARGS); status=$$?; echo "Test artifacts (browser screenshots): $${CLMS_ARTIFACTS_DIR:-$(CURDIR)/test-artifacts}/"; exit $$status
 
 lint: venv
 	$(VENV)/bin/ruff check .
