@@ -20,7 +20,9 @@ def enforcement(request: HttpRequest) -> dict[str, Any]:
     """
     user = getattr(request, "user", None)
     if not settings.SCHOOL_ROLE_ENABLED or user is None or not is_school_viewer(user):
-        return {}
+        # Always present, so templates (the blocking dialog shown to anyone
+        # while blocked) can name it without failing.
+        return {"clms_enforcement": None}
     state = enforcing.enforcement_state()
     if not state.pending:
         return {"clms_enforcement": None}

@@ -272,6 +272,17 @@ def test_pages_other_than_updates_and_backups_show_the_blocking_dialog(school_ad
     assert client.get("/updates/enforcement/").status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/", "/no-such-page/", "/favicon.ico"])
+def test_while_blocked_a_visitor_who_is_not_logged_in_gets_a_page_not_a_500(
+    path: str,
+) -> None:
+    critical(in_hours=-1)
+    answer = Client().get(path)
+    assert answer.status_code < 500, answer.content[:500]
+    if answer.status_code == 423:
+        assert b'data-testid="blocking-dialog"' in answer.content
+
+
 def test_nothing_is_blocked_before_the_deadline(admin_api):
     critical(in_hours=3)
     assert admin_api.get("/api/some-clms-operation").status_code == 404
