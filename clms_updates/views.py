@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 
 from clms_updates import health
@@ -40,3 +41,8 @@ def home(request: HttpRequest) -> HttpResponse:
     ):
         return redirect("updates:manager")
     return render(request, "home.html")
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``: the icon, for pages without an icon link (the admin)."""
+    return redirect(static("favicon.svg"), permanent=True)

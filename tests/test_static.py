@@ -18,3 +18,11 @@ def test_the_stylesheet_is_served(client) -> None:
 
 def test_a_missing_static_file_is_a_404(client) -> None:
     assert client.get("/static/css/nope.css").status_code == 404
+
+
+def test_every_page_has_an_icon(client) -> None:
+    login = client.get("/accounts/login/").content.decode()
+    assert 'rel="icon"' in login
+    icon = client.get("/favicon.ico", follow=True)
+    assert icon.status_code == 200
+    assert b"<svg" in b"".join(icon.streaming_content)
