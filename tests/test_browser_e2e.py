@@ -9,6 +9,7 @@ progress page follows the worker's progress over the WebSocket to the end.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -58,6 +59,16 @@ def _check_and_update_now(page, version: str) -> None:  # type: ignore[no-untype
     # The page is following before the worker gets far.
     expect(page.get_by_test_id("connection")).to_have_text("Live")
     page.evaluate("window.__notReloaded = true")
+    # Count every drop of the live connection while the run is followed.
+    page.evaluate(
+        """() => {
+            window.__drops = 0;
+            const conn = document.getElementById("run-conn");
+            new MutationObserver(() => {
+                if (conn.textContent.includes("Connection lost")) window.__drops++;
+            }).observe(conn, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
 
 
 def test_an_admin_updates_the_demo_stack_from_the_page_and_watches_it_live(
@@ -71,6 +82,11 @@ def test_an_admin_updates_the_demo_stack_from_the_page_and_watches_it_live(
     _check_and_update_now(page, "1.0.1")
     expect(page.get_by_test_id("run-state")).to_have_text("Succeeded", timeout=180_000)
     assert page.evaluate("window.__notReloaded") is True, "the page reloaded"
+    assert page.evaluate("window.__drops") == 0, "the live view dropped"
+    expect(page.locator("#run-cancel")).to_be_hidden()  # a started run is not cancelled
+    live_times = [
+        page.locator(f"#run-{t}").inner_text() for t in ("started", "finished")
+    ]
     for step in STEPS:
         expect(page.locator(f'[data-step="{step}"]')).to_have_attribute(
             "data-state", "done"
@@ -85,6 +101,11 @@ def test_an_admin_updates_the_demo_stack_from_the_page_and_watches_it_live(
 
     page.reload()  # the server-rendered page shows the recorded step timings
     expect(page.locator('[data-step="apply"] .step-time')).to_contain_text("·")
+    # Started and Finished read the same live as the page renders them.
+    shape = re.compile(r"^[A-Z][a-z]{2} \d{2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2} \S+$")
+    rendered = [page.locator(f"#run-{t}").inner_text() for t in ("started", "finished")]
+    for text in live_times + rendered:
+        assert shape.match(text.strip()), (live_times, rendered)
     page.get_by_role("link", name="Updates", exact=True).click()
     expect(page.get_by_test_id("installed-version")).to_have_text("CLMS 1.0.1")
     page.get_by_role("link", name="History", exact=True).click()

@@ -44,6 +44,19 @@
     conn.className = "conn " + (cls || "");
   }
 
+  // Started and Finished as the page writes them: "Mon 30 Nov 2026, 22:00 GMT".
+  function when(iso) {
+    var d = new Date(iso);
+    if (isNaN(d)) return "";
+    var options = {
+      weekday: "short", day: "2-digit", month: "short", year: "numeric",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short"
+    };
+    var zone = root.getAttribute("data-zone");
+    if (zone) options.timeZone = zone;
+    try { return d.toLocaleString("en-GB", options).replace(/^(\w{3}),/, "$1"); } catch (e) { return d.toISOString(); }
+  }
+
   function clock(iso) {
     var d = new Date(iso);
     if (isNaN(d)) return "";
@@ -146,6 +159,8 @@
     $("run-failed").hidden = p.state !== "failed";
     $("run-done").hidden = p.state !== "succeeded";
     $("run-waiting").hidden = p.state !== "waiting";
+    var cancel = $("run-cancel");
+    if (cancel) cancel.hidden = p.state !== "scheduled"; // only a run not yet started
     if (p.state === "waiting") $("run-waiting-text").textContent = p.message;
     if (p.state === "failed" && $("run-error") && !$("run-error").textContent) {
       $("run-error").textContent = p.message;
@@ -161,14 +176,14 @@
     var startedEl = $("run-started");
     if (!startedEl.getAttribute("data-at") && p.state === "running" && at) {
       startedEl.setAttribute("data-at", p.at); // the worker just took the run
-      startedEl.textContent = clock(p.at);
+      startedEl.textContent = when(p.at);
     }
     var started = Date.parse(startedEl.getAttribute("data-at") || "");
     if (!isNaN(started) && at) {
       $("run-duration").textContent = duration((at - started) / 1000);
     }
     if (TERMINAL[p.state]) {
-      if (at) $("run-finished").textContent = clock(p.at);
+      if (at) $("run-finished").textContent = when(p.at);
       finished = true;
       setConn("Finished — " + (LABELS[p.state] || p.state).toLowerCase(), "done");
       if (socket) socket.close(1000);
