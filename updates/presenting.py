@@ -331,6 +331,33 @@ def run_duration(run: UpdateRun) -> timedelta | None:
     return end - run.started_at
 
 
+# Why a run ended, in words for the History and run pages (the code stays in
+# the API and the reports).
+ERROR_WORDS = {
+    "health_check_failed": "the new version's health check failed",
+    "migration_failed": "the database migration failed",
+    "container_crashed": "a container stopped while starting",
+    "pull_failed": "the images could not be downloaded",
+    "digest_mismatch": "an image was not the signed one",
+    "verification_failed": "the release did not verify",
+    "docker_unavailable": "the Docker engine did not answer",
+    "backup_failed": "the backup failed",
+    "no_backup": "there was no backup to go back to",
+    "rollback_failed": "the rollback failed too",
+    "policy_refused": "the release asks for something the school's policy refuses",
+    "needs_input": "the release needs settings from you",
+    "build_failed": "building the offline source failed",
+    "compose_missing": "no Docker Compose was found",
+    "cancelled": "cancelled",
+    "withdrawn": "the vendor withdrew the release",
+}
+
+
+def error_words(code: str) -> str:
+    """A run's error code as a phrase (an unknown code with its underscores as spaces)."""
+    return ERROR_WORDS.get(code, code.replace("_", " "))
+
+
 def format_seconds(seconds: float | None) -> str:
     """``75`` → ``1 min 15 s``: durations an admin reads at a glance."""
     if seconds is None:

@@ -44,6 +44,12 @@ def seconds(value: timedelta | float | int | None) -> str:
 
 
 @register.filter
+def error_words(code: str) -> str:
+    """``health_check_failed`` -> "the new version's health check failed"."""
+    return presenting.error_words(code or "")
+
+
+@register.filter
 def badge(state: str) -> str:
     """The badge colour class of a run state or check outcome."""
     return STATE_BADGES.get(str(state), "")

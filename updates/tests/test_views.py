@@ -336,6 +336,19 @@ def test_history_lists_runs_and_filters_them(viewer) -> None:
     assert f"#{new.pk} update" in page and f"#{old.pk} update" not in page
 
 
+def test_history_and_the_run_page_say_why_a_run_ended_in_words(viewer) -> None:
+    run = make_run(
+        state=UpdateRun.State.FAILED,
+        error_code="health_check_failed",
+        error_message="The new version did not answer /health.",
+    )
+    history = viewer.get(reverse("updates:history")).content.decode()
+    assert "The new version&#x27;s health check failed" in history
+    assert ">health_check_failed<" not in history
+    page = viewer.get(reverse("updates:run", args=[run.pk])).content.decode()
+    assert "The run failed: the new version&#x27;s health check failed." in page
+
+
 def test_rollback_needs_a_reason_and_a_confirmation(admin) -> None:
     release = make_release("1.1.0")
     make_run(
