@@ -70,7 +70,9 @@ def test_an_admin_checks_schedules_and_cancels(
     )
     expect(page.locator("#release-title")).to_have_text("CLMS 1.0.1 is available")
     expect(page.locator(".changelog strong")).to_have_text("Faster")
-    expect(page.locator("#health")).to_contain_text("Database")
+    # Health loads after the page; its first answer asks each component in
+    # turn (a worker ping waits up to its timeout), so give it that long.
+    expect(page.locator("#health")).to_contain_text("Database", timeout=20_000)
     shots(page, "01-manager-release-available")
 
     # A time in the past: a clear error, and the input is kept.
