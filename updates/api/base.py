@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from clms_updates.permissions import IsSchoolViewer
+from clms_updates.throttling import ScopedRateThrottle
 
 
 class UpdatesThrottle(ScopedRateThrottle):
