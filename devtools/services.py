@@ -260,6 +260,31 @@ def start_postgres(root: Path, port: int | None = None) -> Service:
 # ---------------------------------------------------------------------------
 
 
+def filesystem_type(path: Path) -> str:
+    """The type of the filesystem ``path`` is on (``ext4``, ``overlay``, ``tmpfs``…)."""
+    best, kind = "", ""
+    target = str(path.resolve())
+    with open("/proc/self/mountinfo") as mounts:
+        for line in mounts:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ")
+            fs_type = fields[fields.index("-") + 1]
+            inside = target == point or target.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, kind = point, fs_type
+    return kind
+
+
+def storage_driver(root: Path) -> str:
+    """overlay2, unless ``root`` is itself on overlayfs (inside a container),
+    where overlay2 cannot work and the slower vfs does; or
+    ``CLMS_DOCKERD_STORAGE_DRIVER``."""
+    chosen = os.environ.get("CLMS_DOCKERD_STORAGE_DRIVER", "")
+    if chosen:
+        return chosen
+    return "vfs" if filesystem_type(root) in ("overlay", "overlayfs") else "overlay2"
+
+
 def start_dockerd(root: Path) -> Service:
     """A Docker engine with its own data, exec root and socket under ``root``.
 
@@ -286,7 +311,7 @@ def start_dockerd(root: Path) -> Service:
             "--iptables=false",
             "--ip-masq=false",
             "--mtu=1400",
-            "--storage-driver=overlay2",
+            f"--storage-driver={storage_driver(root)}",
         ],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

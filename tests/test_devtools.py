@@ -67,3 +67,43 @@ def test_a_stopped_private_engine_leaves_no_folder_behind(docker_host: str) -> N
     ]
     services.remove_tree(root)
     assert not root.exists(), f"left behind (mounts were {mounted})"
+
+
+@pytest.mark.services
+def test_a_private_engine_starts_where_tmp_is_on_overlayfs() -> None:
+    """Inside a container /tmp is overlayfs, where overlay2 cannot stack: the
+    engine falls back to vfs and still runs."""
+    root = Path(tempfile.mkdtemp(prefix="clms-t-", dir="/tmp"))
+    for part in ("lower", "upper", "work", "merged"):
+        (root / part).mkdir()
+    subprocess.run(
+        [
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={root / 'lower'},upperdir={root / 'upper'},workdir={root / 'work'}",
+            str(root / "merged"),
+        ],
+        check=True,
+    )
+    try:
+        assert services.filesystem_type(root / "merged") == "overlay"
+        assert services.storage_driver(root / "merged" / "dockerd") == "vfs"
+        assert (
+            services.storage_driver(root) != "vfs"
+            or services.filesystem_type(root) == "overlay"
+        )
+        service = services.start_dockerd(root / "merged" / "dockerd")
+        try:
+            import docker
+
+            client = docker.DockerClient(base_url=service.env["DOCKER_HOST"])
+            assert client.info()["Driver"] == "vfs"
+            client.close()
+        finally:
+            service.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(root / "merged")], check=False)
+        services.remove_tree(root)
