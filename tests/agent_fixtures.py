@@ -288,7 +288,7 @@ def installed_agent(  # type: ignore[no-untyped-def]
         "UPDATES_VENDOR_API_KEY": api_key,
         "UPDATES_VENDOR_KEY_FINGERPRINTS": fingerprint,
         "UPDATES_VENDOR_PUBLIC_KEY_FILE": str(key_file),
-        "AGENT_HEALTH_TIMEOUT_SECONDS": "45",
+        "AGENT_HEALTH_TIMEOUT_SECONDS": "60",
         "UPDATES_RUN_LEASE_SECONDS": "15",
         "DEBUG": "true",
     }

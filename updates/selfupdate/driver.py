@@ -59,6 +59,8 @@ LABELS = {
     "verify": "Checking the new agent and its first check for updates",
 }
 PORT_VARIABLE = "CLMS_UPDATES_HTTP_PORT"
+# How many times AGENT_HEALTH_TIMEOUT_SECONDS the old agent has to come back.
+ROLLBACK_PATIENCE = 3
 
 
 class HandoffFailed(Exception):
@@ -407,10 +409,15 @@ def wait_healthy(
     version: str,
     queue: str,
     watch: list[Any],
+    timeout: float = 0,
 ) -> float:
-    """Wait for ``/healthz`` green and a task answered by ``version``; seconds taken."""
+    """Wait for ``/healthz`` green and a task answered by ``version``; seconds taken.
+
+    ``timeout`` defaults to ``AGENT_HEALTH_TIMEOUT_SECONDS``.
+    """
+    timeout = timeout or settings.AGENT_HEALTH_TIMEOUT_SECONDS
     started = time.monotonic()
-    deadline = started + settings.AGENT_HEALTH_TIMEOUT_SECONDS
+    deadline = started + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
         for container in watch:
@@ -433,8 +440,7 @@ def wait_healthy(
         time.sleep(1)
     raise HandoffFailed(
         "health_check_failed",
-        f"CLMS Updates {version} did not become healthy within "
-        f"{settings.AGENT_HEALTH_TIMEOUT_SECONDS} s: {last}",
+        f"CLMS Updates {version} did not become healthy within {timeout:g} s: {last}",
     )
 
 
@@ -502,8 +508,16 @@ def roll_back(client: docker.DockerClient, state: dict[str, Any], path: Path) ->
             write_state(path, state)
         stack.up(old)
         web = _service(client, "web")
+        # The known-good version gets more patience than the new one had: giving
+        # up here leaves the school's agent unverified.
         wait_healthy(
-            client, web, _port_of(web), version=state["from"], queue="", watch=[web]
+            client,
+            web,
+            _port_of(web),
+            version=state["from"],
+            queue="",
+            watch=[web],
+            timeout=ROLLBACK_PATIENCE * settings.AGENT_HEALTH_TIMEOUT_SECONDS,
         )
         targets.discard(old, state["run"])
         state["outcome"] = "rolled_back"

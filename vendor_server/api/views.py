@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework import status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import BasePermission
@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 from clms_updates import contract
 from clms_updates.actions import VIA_API, Actor
 from clms_updates.api import BoundedJSONParser
+from clms_updates.authentication import TokenAuthentication
 from vendor_server import actions, indexing, keys
 from vendor_server.api import schema
 from vendor_server.api.auth import (
