@@ -65,7 +65,7 @@ def _communicator(user, path: str) -> WebsocketCommunicator:
 def test_an_anonymous_socket_is_closed() -> None:
     async def scenario():
         communicator = _communicator(AnonymousUser(), "/ws/progress/update_run/1/")
-        connected, code = await communicator.connect()
+        connected, code = await communicator.connect(timeout=10)
         return connected, code
 
     connected, code = asyncio.run(scenario())
@@ -77,7 +77,7 @@ def test_an_anonymous_socket_is_closed() -> None:
 def test_a_socket_for_an_unknown_kind_is_closed(school_admin) -> None:
     async def scenario():
         communicator = _communicator(school_admin, "/ws/progress/no_such_kind/1/")
-        return await communicator.connect()
+        return await communicator.connect(timeout=10)
 
     connected, code = asyncio.run(scenario())
     assert connected is False

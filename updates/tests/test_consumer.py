@@ -44,7 +44,7 @@ def _connect(user, run_id: int):  # type: ignore[no-untyped-def]
         communicator = WebsocketCommunicator(
             _router_with_user(user), f"/ws/progress/update_run/{run_id}/"
         )
-        connected, code = await communicator.connect()
+        connected, code = await communicator.connect(timeout=10)
         if connected:
             await communicator.disconnect()
         return connected, code
@@ -80,7 +80,7 @@ def test_a_viewer_gets_the_snapshot_then_each_published_update(school_viewer) ->
         communicator = WebsocketCommunicator(
             _router_with_user(school_viewer), f"/ws/progress/update_run/{run.pk}/"
         )
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=10)
         assert connected
         snapshot = await communicator.receive_json_from(timeout=5)
         await database_sync_to_async(progress.publish)(
@@ -117,7 +117,7 @@ def test_a_session_cookie_from_logging_in_opens_the_socket_through_the_real_stac
             f"/ws/progress/update_run/{run.pk}/",
             headers=[(b"cookie", cookie.encode()), (b"origin", b"http://localhost")],
         )
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=10)
         message = await communicator.receive_json_from(timeout=5) if connected else None
         await communicator.disconnect()
         return connected, message
@@ -142,7 +142,7 @@ def test_a_socket_from_another_site_is_refused(school_viewer) -> None:
                 (b"origin", b"https://evil.example"),
             ],
         )
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=10)
         return connected
 
     assert asyncio.run(scenario()) is False
@@ -161,7 +161,7 @@ def test_messages_carry_no_secrets(school_admin, settings) -> None:
         communicator = WebsocketCommunicator(
             _router_with_user(school_admin), f"/ws/progress/update_run/{run.pk}/"
         )
-        await communicator.connect()
+        await communicator.connect(timeout=10)
         frames = [await communicator.receive_output(timeout=5)]
         await database_sync_to_async(progress.publish)(run, "Applying", step="apply")
         frames.append(await communicator.receive_output(timeout=5))
