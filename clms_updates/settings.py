@@ -242,14 +242,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "false")
 
-# channels-redis waits for a message with a blocking pop of 5 s; redis-py (8.x)
-# reads with a 5 s socket timeout by default, so the two raced and every idle
-# live page dropped its connection every few seconds. The socket waits longer
-# than the pop ever blocks.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+        "CONFIG": {"hosts": [REDIS_URL]},
     }
 }
 

@@ -59,16 +59,6 @@ def _check_and_update_now(page, version: str) -> None:  # type: ignore[no-untype
     # The page is following before the worker gets far.
     expect(page.get_by_test_id("connection")).to_have_text("Live")
     page.evaluate("window.__notReloaded = true")
-    # Count every drop of the live connection while the run is followed.
-    page.evaluate(
-        """() => {
-            window.__drops = 0;
-            const conn = document.getElementById("run-conn");
-            new MutationObserver(() => {
-                if (conn.textContent.includes("Connection lost")) window.__drops++;
-            }).observe(conn, {childList: true, characterData: true, subtree: true});
-        }"""
-    )
 
 
 def test_an_admin_updates_the_demo_stack_from_the_page_and_watches_it_live(
@@ -82,7 +72,6 @@ def test_an_admin_updates_the_demo_stack_from_the_page_and_watches_it_live(
     _check_and_update_now(page, "1.0.1")
     expect(page.get_by_test_id("run-state")).to_have_text("Succeeded", timeout=180_000)
     assert page.evaluate("window.__notReloaded") is True, "the page reloaded"
-    assert page.evaluate("window.__drops") == 0, "the live view dropped"
     expect(page.locator("#run-cancel")).to_be_hidden()  # a started run is not cancelled
     live_times = [
         page.locator(f"#run-{t}").inner_text() for t in ("started", "finished")
