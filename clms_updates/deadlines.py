@@ -125,24 +125,26 @@ def _register(sock: socket.socket | None) -> None:
         current._watch(sock)
 
 
-class _Connection(HTTPConnection):
+class _Watched:
+    """A connection whose socket the current ``watch`` may shut, headers noted."""
+
+    sock: socket.socket | None
+
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         _register(self.sock)
-        answer = super().getresponse(*args, **kwargs)
+        answer = super().getresponse(*args, **kwargs)  # type: ignore[misc]
         current: Watch | None = getattr(_local, "watch", None)
         if current is not None:
             current.headers_arrived()
         return answer
 
 
-class _TLSConnection(HTTPSConnection):
-    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        _register(self.sock)
-        answer = super().getresponse(*args, **kwargs)
-        current: Watch | None = getattr(_local, "watch", None)
-        if current is not None:
-            current.headers_arrived()
-        return answer
+class _Connection(_Watched, HTTPConnection):
+    pass
+
+
+class _TLSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _Pool(HTTPConnectionPool):
