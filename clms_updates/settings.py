@@ -244,7 +244,7 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "false")
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "clms_updates.channel_layer.ChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL]},
     }
 }

@@ -101,6 +101,9 @@ class LiveServer:
             "the ASGI server did not answer in 60 s:\n" + self.log.read_text()[-3000:]
         )
 
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()

@@ -177,6 +177,29 @@ def test_the_progress_page_follows_a_run_live_through_reload_and_reconnect(
     page.context.close()
 
 
+def test_a_quiet_run_keeps_its_live_view_without_a_single_drop(
+    browser, serve, school_admin
+) -> None:
+    """A long step (a health wait, a big pull) publishes nothing for a while:
+    the socket must stay up all that time, not drop and reconnect."""
+    run = make_run(make_release("1.0.1"), scheduled_for=timezone.now())
+    run = in_thread(UpdateRun.claim, run.pk)  # type: ignore[assignment]
+    assert run is not None
+    publish(run, "Waiting for CLMS to answer its health check", step="health")
+    server = serve()
+    page = open_page(browser, server, school_admin)
+    page.goto(f"{server.url}/updates/runs/{run.pk}/")
+    expect(page.get_by_test_id("connection")).to_have_text("Live")
+    # Longer than twice the Redis client's 5 s socket timeout, in silence.
+    page.wait_for_timeout(12_000)
+    publish(run, "Health check passed", step="health", percent=95)
+    expect(page.get_by_test_id("run-log")).to_contain_text("Health check passed")
+    assert page.locator("#run-live").get_attribute("data-drops") is None
+    expect(page.get_by_test_id("connection")).to_have_text("Live")
+    assert "TimeoutError" not in server.log_text()
+    page.context.close()
+
+
 def test_a_failing_run_shows_the_rollback_live(
     browser, serve, school_viewer, shots
 ) -> None:

@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
 from clms_updates import progress
+from clms_updates.channel_layer import ChannelLayer
 from clms_updates.consumers import (
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHENTICATED,
@@ -21,7 +22,7 @@ from clms_updates.consumers import (
 def test_a_progress_payload_round_trips_through_redis(settings, redis_url) -> None:
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "clms_updates.channel_layer.ChannelLayer",
             "CONFIG": {"hosts": [redis_url]},
         }
     }
@@ -117,3 +118,31 @@ def test_a_followers_push_waits_for_the_transaction_to_commit(
     for callback in callbacks:
         callback()
     assert [m["message"] for m in pending()] == ["Backing up"]
+
+
+@pytest.mark.services
+def test_a_receive_on_a_quiet_channel_outlasts_the_socket_timeout(
+    settings, redis_url
+) -> None:
+    """Nothing is published for longer than the Redis client's read timeout:
+    the receive keeps waiting instead of failing with a socket TimeoutError
+    (which closed the page's WebSocket every few seconds)."""
+    layer = ChannelLayer(hosts=[redis_url])
+    timeout = layer.hosts[0]["socket_timeout"]
+    assert layer.brpop_timeout < timeout
+
+    async def quiet_then_one() -> dict:
+        channel = await layer.new_channel()
+
+        async def later() -> None:
+            await asyncio.sleep(timeout * 1.5)
+            await layer.send(channel, {"type": "progress.event", "n": 1})
+
+        sender = asyncio.create_task(later())
+        try:
+            return await asyncio.wait_for(layer.receive(channel), timeout * 3)
+        finally:
+            await sender
+            await layer.flush()
+
+    assert asyncio.run(quiet_then_one())["n"] == 1

@@ -201,6 +201,8 @@
       if (finished) return;
       if (REFUSED[event.code]) { setConn(REFUSED[event.code], "error"); return; }
       retries += 1;
+      // How often this page lost its socket: tests read it to prove none.
+      root.setAttribute("data-drops", String(Number(root.getAttribute("data-drops") || 0) + 1));
       var wait = Math.min(15, Math.pow(2, Math.min(retries, 4) - 1));
       setConn("Connection lost — reconnecting in " + wait + " s…", "warn");
       window.setTimeout(connect, wait * 1000);
