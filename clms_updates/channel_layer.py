@@ -19,7 +19,7 @@ from channels_redis.utils import decode_hosts
 SOCKET_TIMEOUT_SECONDS = 5.0
 
 
-class ChannelLayer(RedisChannelLayer):  # type: ignore[misc]
+class ChannelLayer(RedisChannelLayer):
     def __init__(self, hosts: list[Any] | None = None, **config: Any) -> None:
         hosts = [
             {"socket_timeout": SOCKET_TIMEOUT_SECONDS, **host}
