@@ -38,7 +38,7 @@ from clms_updates.manifest import (
     parse_version,
 )
 from updates.models import AgentState, AvailableRelease, UpdateCheck
-from updates.releases import channels_for, notify_admins_once
+from updates.releases import channels_for, found_note, notify_admins_once
 from updates.sources import (
     Source,
     SourceError,
@@ -275,6 +275,7 @@ def _check_source(
         version=entry.version, defaults=fields
     )
     check.found_version = release.version
+    check.reason = found_note(release, check.reason)
     notify_admins_once(release)
 
 

@@ -21,10 +21,11 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from clms_updates import health
-from updates import releases, runtime, scheduling, withdrawal
+from updates import next_action, releases, runtime, scheduling, withdrawal
 from updates.compose import project
 from updates.compose import stack as compose_stack
 from updates.compose.values import SettingState, declared_settings
+from updates.enforcement.state import pending_critical_release
 from updates.models import (
     AgentState,
     AvailableRelease,
@@ -123,9 +124,12 @@ def banner_release(user: Any) -> AvailableRelease | None:
 
     A release the user hid (``BannerDismissal``) is left out, on every session and
     device; a critical release always shows, and a newer release shows again.
+    An optional release rolled back here is not announced again.
     """
     release = releases.latest_release()
     if release is None or BannerDismissal.hides(user, release):
+        return None
+    if release.rolled_back and not release.critical:
         return None
     return release
 
@@ -141,6 +145,8 @@ def manager_context(now: datetime | None = None) -> dict[str, Any]:
     return {
         "agent": state,
         "release": release,
+        "install_url": next_action.install_url(release) if release else "",
+        "next_step": next_action.next_action(now),
         "changelog_html": render_changelog(release.changelog) if release else "",
         "deadline": deadline_of(release, now),
         "last_check": UpdateCheck.objects.select_related("requested_by").first(),
@@ -162,6 +168,27 @@ def manager_context(now: datetime | None = None) -> dict[str, Any]:
         "left_volumes": left_volumes(state),
         "agent_update": agent_update_overview(state),
     }
+
+
+def rollback_warning(target: str | None, now: datetime | None = None) -> str:
+    """What going back to ``target`` does to a critical deadline, if anything."""
+    if not target:
+        return ""
+    release = pending_critical_release(target)
+    if release is None or release.force_after is None:
+        return ""
+    due = scheduling.format_school_time(release.force_after)
+    if release.force_after <= (now or timezone.now()):
+        return (
+            f"CLMS {release.version} is a critical update and its deadline ({due}) "
+            f"has passed: as soon as CLMS is back on {target} it is blocked, until "
+            f"{release.version} or later is installed again or an admin grants an "
+            "emergency override."
+        )
+    return (
+        f"CLMS {release.version} is a critical update due by {due}: after the "
+        f"rollback it must be installed again by then, or CLMS is blocked."
+    )
 
 
 def agent_update_overview(state: AgentState) -> dict[str, Any]:

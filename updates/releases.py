@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from clms_updates.manifest import parse_version
 from clms_updates.notify import notify
+from updates.enforcement.state import pending_critical_release
 from updates.models import AgentState, AvailableRelease
 
 
@@ -42,16 +43,42 @@ def notify_admins_once(release: AvailableRelease) -> bool:
 
 
 def latest_release() -> AvailableRelease | None:
-    """The newest verified release above the installed version.
+    """The release this installation is offered next, above the installed version.
 
-    Not one that was rolled back, nor one the vendor withdrew.
+    The newest one that was not rolled back here, unless a pending critical
+    release is newer than it: that one's deadline governs, so it is offered
+    even when it was rolled back (only installing it, or a later version, lifts
+    the block). With nothing else left, the newest rolled-back release is
+    offered too, as a retry an admin must override. Never one the vendor
+    withdrew. The pages, the banner and the API all show this one.
     """
     installed = parse_version(AgentState.load().installed_version)
-    candidates = [
-        r
-        for r in AvailableRelease.objects.filter(
-            rolled_back=False, withdrawn_at__isnull=True
-        )
-        if semver.Version.parse(r.version) > installed
-    ]
-    return max(candidates, key=lambda r: semver.Version.parse(r.version), default=None)
+    candidates = sorted(
+        (
+            r
+            for r in AvailableRelease.objects.filter(withdrawn_at__isnull=True)
+            if semver.Version.parse(r.version) > installed
+        ),
+        key=lambda r: semver.Version.parse(r.version),
+    )
+    fresh = [r for r in candidates if not r.rolled_back]
+    critical = pending_critical_release(str(installed))
+    if critical is not None and (
+        not fresh
+        or semver.Version.parse(fresh[-1].version)
+        < semver.Version.parse(critical.version)
+    ):
+        return critical
+    if fresh:
+        return fresh[-1]
+    return candidates[-1] if candidates else None
+
+
+def found_note(release: AvailableRelease, note: str) -> str:
+    """What a check says it found, true also for a release rolled back here."""
+    if not release.rolled_back:
+        return note
+    return (
+        f"{note}, but it was rolled back here, so it is only installed again if an "
+        "admin overrides that (“Retry it anyway” on the Updates page)"
+    )

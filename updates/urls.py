@@ -19,6 +19,7 @@ urlpatterns = [
     path("agent/update/", manager.update_agent, name="update_agent"),
     path("runs/<int:run_id>/", runs.run_detail, name="run"),
     path("runs/<int:run_id>/cancel/", runs.cancel, name="cancel"),
+    path("runs/<int:run_id>/start-now/", runs.start_now, name="start_now"),
     path("history/", runs.history, name="history"),
     path("rollback/", runs.rollback, name="rollback"),
     path("audit/", runs.audit_log, name="audit"),

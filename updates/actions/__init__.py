@@ -51,6 +51,7 @@ from updates.actions.runs import (
     plan_update_now,
     roll_back,
     schedule_update,
+    start_now,
     update_now,
 )
 from updates.actions.selfupdate import (
@@ -88,6 +89,7 @@ __all__ = [
     "roll_back",
     "scan_offline",
     "schedule_update",
+    "start_now",
     "start_pending_agent_update",
     "update_agent",
     "update_now",

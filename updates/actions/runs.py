@@ -271,6 +271,37 @@ def cancel_run(
     return run
 
 
+def start_now(run_id: int, *, actor: Actor, now: datetime | None = None) -> UpdateRun:
+    """Start a scheduled update now instead of at its time (a missed critical
+    deadline, an admin who is ready early).
+
+    The scheduled run is cancelled and an update to the same version started
+    in one transaction, through every rule of "update now"; a retry of a
+    rolled-back release that was scheduled as one stays one.
+    """
+    rules.require_admin(actor)
+    now = rules.now_or(now)
+    with transaction.atomic():
+        run = UpdateRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.kind != UpdateRun.Kind.UPDATE:
+            raise ActionRefused(
+                f"There is no scheduled update {run_id}.",
+                code="unknown_run",
+                field="run",
+            )
+        if run.state != UpdateRun.State.SCHEDULED:
+            raise ActionRefused(
+                f"Run {run.pk} is {run.get_state_display().lower()}; only a scheduled "
+                "run can be started now.",
+                code="not_scheduled",
+                conflict=True,
+            )
+        release = rules.require_release(run.to_version)
+        force = release.rolled_back and run.forced
+        cancel_run(run.pk, actor=actor, reason="started now instead")
+        return update_now(run.to_version, actor=actor, force=force, now=now)
+
+
 def plan_roll_back() -> str:
     """The version a rollback would go back to, or refused saying why there is none."""
     target = scheduling.previous_version()

@@ -18,6 +18,7 @@ from updates.models import (
     UpdateCheck,
     UpdateRun,
 )
+from updates.next_action import Situation
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
@@ -86,12 +87,27 @@ class CheckSerializer(serializers.ModelSerializer):
         )
 
 
+class NextActionSerializer(serializers.Serializer):
+    """Where the installation stands and the one step that moves it on."""
+
+    situation = serializers.ChoiceField(choices=[str(s) for s in Situation])
+    title = serializers.CharField()
+    sentence = serializers.CharField()
+    action = serializers.CharField(help_text="The button's label on the pages.")
+    url = serializers.CharField(help_text="The page (GET) or form (POST) taking it.")
+    method = serializers.ChoiceField(choices=["GET", "POST"])
+    version = serializers.CharField(allow_null=True)
+    run = serializers.CharField(allow_null=True)
+
+
 class LatestSerializer(serializers.Serializer):
-    """What the agent knows now: installed version, online state, newest release."""
+    """What the agent knows now: installed version, online state, the release
+    offered next (a rolled-back one only as a retry), and the next step."""
 
     agent = AgentStateSerializer()
     release = ReleaseSerializer(allow_null=True)
     last_check = CheckSerializer(allow_null=True)
+    next_action = NextActionSerializer()
 
 
 class RunSerializer(serializers.ModelSerializer):

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from clms_updates.actions import VIA_API, Actor
 from clms_updates.models import AuditEntry
 from clms_updates.permissions import IsSchoolAdmin
-from updates import actions, presenting, releases
+from updates import actions, next_action, presenting, releases
 from updates.api import serializers as s
 from updates.api.base import UpdatesAPIView
 from updates.api.filters import RunFilter
@@ -82,13 +82,15 @@ class LatestView(UpdatesAPIView):
     """The newest verified release above the installed version, and the agent's state."""
 
     @extend_schema(
-        summary="Newest verified release", responses={200: s.LatestSerializer}
+        summary="The release offered next and the next step",
+        responses={200: s.LatestSerializer},
     )
     def get(self, request: Request) -> Response:
         data = {
             "agent": AgentState.load(),
             "release": releases.latest_release(),
             "last_check": UpdateCheck.objects.first(),
+            "next_action": next_action.next_action().as_dict(),
         }
         return Response(s.LatestSerializer(data).data)
 

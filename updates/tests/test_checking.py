@@ -456,9 +456,23 @@ def test_a_rolled_back_release_stays_marked_after_the_next_check(vendor) -> None
     vendor.publish([make_manifest("1.1.0")])
     checking.run_check()
     AvailableRelease.objects.update(rolled_back=True)
-    assert checking.run_check().found_version == "1.1.0"
+    check = checking.run_check()
+    assert check.found_version == "1.1.0"
     assert AvailableRelease.objects.get().rolled_back
-    assert releases.latest_release() is None
+    # Still offered, but only as a retry, and the check says so.
+    assert "rolled back here" in check.reason
+    assert "Retry it anyway" in check.reason
+    offered = releases.latest_release()
+    assert offered is not None and offered.rolled_back
+
+
+def test_a_newer_release_is_offered_before_one_rolled_back(vendor) -> None:
+    vendor.publish([make_manifest("1.1.0")])
+    checking.run_check()
+    AvailableRelease.objects.update(rolled_back=True)
+    vendor.publish([make_manifest("1.1.0"), make_manifest("1.2.0")])
+    checking.run_check()
+    assert releases.latest_release().version == "1.2.0"
 
 
 def test_a_failed_email_is_retried_at_the_next_check(vendor, settings) -> None:

@@ -76,6 +76,19 @@ def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     return redirect(safe_next(request, reverse("updates:manager") + "#scheduled"))
 
 
+@require_POST
+@admin_required
+def start_now(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Start a scheduled update now instead of at its time."""
+    try:
+        run = actions.start_now(run_id, actor=Actor.from_request(request, VIA_PAGE))
+    except ActionRefused as e:
+        show_refusal(request, e, prefix="The update did not start: ")
+        return redirect(safe_next(request, reverse("updates:manager") + "#scheduled"))
+    messages.success(request, f"Update to CLMS {run.to_version} started.")
+    return redirect("updates:run", run_id=run.pk)
+
+
 @require_http_methods(["GET", "POST"])
 @admin_required
 def rollback(request: HttpRequest) -> HttpResponse:
@@ -89,6 +102,7 @@ def rollback(request: HttpRequest) -> HttpResponse:
         "form": form,
         "target": target,
         "refusal": refusal,
+        "critical_warning": presenting.rollback_warning(target),
         "agent": AgentState.load(),
         "backup_target": presenting.backup_target_description(),
     }
