@@ -17,7 +17,7 @@ from backups.errors import BackupError
 from backups.locking import exclusive
 from backups.models import Backup
 from backups.storage import copy_target
-from clms_updates import audit
+from clms_updates import audit, progress
 from clms_updates.actions import VIA_SYSTEM, ActionRefused, Actor
 from clms_updates.permissions import require_school_admin
 from clms_updates.queueing import queue_on_commit
@@ -121,6 +121,9 @@ def restore_backup(
     # The restore records its outcome (``backup.restore`` or ``restore_failed``)
     # on behalf of this actor, address included, once the worker has done it.
     if background:
+        progress.publish(
+            backup, "Waiting for a worker to restore it", step="restore_queued"
+        )
         queue_on_commit(RESTORE_TASK, backup.pk, actor.to_task(), reason)
         return backup
     return restoring.restore_backup(backup.pk, actor=actor, reason=reason)

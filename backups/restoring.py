@@ -62,7 +62,7 @@ def restore_backup(
                 counts = engine_for().restore(CopyChunks(copy))
                 compare_counts(backup.manifest.get("row_counts", {}), counts)
             except BackupError as e:
-                progress.publish(backup, f"Restore failed: {e}", step="restore")
+                progress.publish(backup, f"Restore failed: {e}", step="restore_failed")
                 _audit_failure(backup, actor, reason, str(e))
                 raise
         backup.restored_at = timezone.now()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from backups import actions, copying
@@ -41,18 +42,32 @@ def backup_list(request: HttpRequest) -> HttpResponse:
             "can_change": is_school_admin(request.user),
             "copy_target": copying.copy_target_label(),
             "local_missing": local_missing,
+            "restoring": _int_or_none(request.GET.get("restoring")),
         },
     )
 
 
-def _act(request: HttpRequest, action: Callable[[Actor], str]) -> HttpResponse:
-    """Call an action for the logged-in admin; show its message or its refusal."""
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() and len(text) < 12 else None
+
+
+def _act(
+    request: HttpRequest, action: Callable[[Actor], str], *, follow: int | None = None
+) -> HttpResponse:
+    """Call an action for the logged-in admin; show its message or its refusal.
+
+    ``follow`` is a backup whose job the list then follows live (a restore).
+    """
     try:
         said = action(Actor.from_request(request, VIA_PAGE))
     except ActionRefused as e:
         show_refusal(request, e)
     else:
         messages.success(request, said)
+        if follow is not None:
+            return redirect(
+                f"{reverse('backups:list')}?restoring={follow}#backup-{follow}"
+            )
     return redirect("backups:list")
 
 
@@ -92,11 +107,11 @@ def backup_restore(request: HttpRequest, backup_id: int) -> HttpResponse:
             backup_id, actor=actor, reason=reason, confirm=typed
         )
         return (
-            f"Restoring {backup.name} into the CLMS database; the backup's row says "
+            f"Restoring {backup.name} into the CLMS database; its row below says "
             "when it is done."
         )
 
-    return _act(request, restore)
+    return _act(request, restore, follow=backup_id)
 
 
 @require_POST

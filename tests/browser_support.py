@@ -29,6 +29,7 @@ expect = playwright_api.expect
 
 __all__ = [
     "LiveServer",
+    "assert_fits_the_screen",
     "browser_fixture",
     "every_day_window",
     "expect",
@@ -233,6 +234,34 @@ def in_thread(
 
 def publish(run: UpdateRun, message: str, **fields: object) -> None:
     in_thread(progress.publish, run, message, **fields)
+
+
+# Visible elements of the page's main part whose right edge is past the screen
+# (content a phone user cannot reach, even inside a table that scrolls itself).
+OFF_SCREEN_JS = """() => {
+  const width = document.documentElement.clientWidth;
+  const out = [];
+  document.querySelectorAll("main *, header *, .banner *").forEach((el) => {
+    if (el.closest("thead, .sr-only, [hidden], details:not([open]) > :not(summary)")) return;
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.height > 0 && r.right > width + 1) {
+      const id = el.id ? "#" + el.id : "";
+      const text = (el.textContent || "").trim().slice(0, 40);
+      out.push(`${el.tagName.toLowerCase()}${id} ends at ${Math.round(r.right)}px: ${text}`);
+    }
+  });
+  return {scroll: document.documentElement.scrollWidth, width, off: out.slice(0, 8)};
+}"""
+
+
+def assert_fits_the_screen(page, where: str) -> None:  # type: ignore[no-untyped-def]
+    """Nothing on ``page`` is wider than its viewport, nor scrolls out of it."""
+    found = page.evaluate(OFF_SCREEN_JS)
+    assert found["scroll"] <= found["width"], (
+        f"{where} scrolls sideways ({found['scroll']}px on {found['width']}px): "
+        f"{found['off']}"
+    )
+    assert not found["off"], f"{where} has content off the screen: {found['off']}"
 
 
 def every_day_window() -> None:

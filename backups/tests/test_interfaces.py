@@ -76,7 +76,8 @@ def test_restore_needs_the_typed_name_and_a_verified_backup(
             {"confirm": good.name, "reason": "r"},
             format="json",
         )
-    assert ok.status_code == 202 and len(callbacks) == 1
+    assert ok.status_code == 202
+    assert len(callbacks) == 2  # the "waiting for a worker" push and the task
 
 
 def test_delete_refuses_the_newest_verified_and_held_backups(admin_api):
@@ -226,3 +227,38 @@ def test_the_page_explains_why_there_is_no_copy_button(client, school_admin, set
     assert 'id="no-copy-target"' in page
     refused = client.post(f"/backups/{backup.pk}/copy/", follow=True)
     assert "No second backup target is configured" in refused.content.decode()
+
+
+def test_the_list_shows_reason_version_and_times_with_their_zone(client, school_viewer):
+    make_backup(reason="before the spring term", clms_version="1.0.2")
+    client.force_login(school_viewer)
+    page = client.get("/backups/").content.decode()
+    assert "before the spring term" in page
+    assert "<td>1.0.2</td>" in page
+    assert "GMT" in page  # the school's zone (Europe/London in the tests)
+
+
+def test_a_restore_is_followed_on_the_list_until_it_says_it_finished(
+    client, school_admin
+) -> None:
+    from clms_updates import progress
+
+    backup = make_backup()
+    client.force_login(school_admin)
+    answer = client.post(f"/backups/{backup.pk}/restore/", {"confirm": backup.name})
+    assert answer["Location"] == f"/backups/?restoring={backup.pk}#backup-{backup.pk}"
+    page = client.get(answer["Location"]).content.decode()
+    assert 'data-until="restored restore_failed"' in page
+    assert "Waiting for a worker to restore it" in page
+    # The worker's last word (as ``restoring`` publishes it) ends the follow.
+    backup.refresh_from_db()
+    backup.restored_at = backup.created_at
+    progress.publish(
+        backup,
+        "Restored into the CLMS database",
+        step="restored",
+        extra_fields=("restored_at",),
+    )
+    page = client.get(answer["Location"]).content.decode()
+    assert "data-until" not in page
+    assert "Restored into the CLMS database" in page

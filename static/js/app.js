@@ -2,7 +2,8 @@
  * - forms with data-busy show a loading state (and ask data-confirm first);
  * - elements with data-load fill themselves from a fragment URL;
  * - .countdown[data-deadline] counts down to a deadline;
- * - the schedule dialog shows the date/time fields only when they are needed.
+ * - the schedule dialog shows the date/time fields only when they are needed;
+ * - table cells carry their column's name, for the stacked rows on a phone.
  */
 (function () {
   "use strict";
@@ -93,7 +94,21 @@
     });
   }
 
+  // On a phone a table's rows stack as cards (app.css); each cell is labelled
+  // with its column's header so the card still reads "Verify: …".
+  function labelCells(table) {
+    var heads = Array.prototype.map.call(
+      table.querySelectorAll("thead th"), function (th) { return th.textContent.trim(); }
+    );
+    table.querySelectorAll("tbody tr").forEach(function (row) {
+      Array.prototype.forEach.call(row.children, function (cell, i) {
+        if (heads[i] && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", heads[i]);
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("main table").forEach(labelCells);
     document.querySelectorAll("form").forEach(clearErrorsOnInput);
     document.querySelectorAll("form[data-busy]").forEach(busy);
     document.querySelectorAll("[data-load]").forEach(load);

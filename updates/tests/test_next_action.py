@@ -9,8 +9,6 @@ button, changes the state.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
-from datetime import timedelta
 
 import pytest
 from django.contrib.messages import get_messages
@@ -20,117 +18,19 @@ from django.utils import timezone
 
 from clms_updates.models import AuditEntry
 from updates import next_action
-from updates.models import AgentState, EmergencyOverride, UpdateCheck, UpdateRun
+from updates.models import UpdateCheck, UpdateRun
 from updates.next_action import Situation
-from updates.tests.factories import make_release, make_run
+from updates.tests.factories import make_run
+from updates.tests.states import (
+    STATES,
+    blocked_after_a_rollback_below_it,
+    blocked_with_a_run_after_the_deadline,
+    critical,
+    installed,
+    scheduled,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def _installed(version: str = "1.0.2") -> None:
-    AgentState.objects.update_or_create(pk=1, defaults={"installed_version": version})
-    AgentState.load()
-
-
-def _critical(*, hours: float, rolled_back: bool = False):  # type: ignore[no-untyped-def]
-    now = timezone.now()
-    return make_release(
-        "1.0.3",
-        critical=True,
-        force_after=now + timedelta(hours=hours),
-        rolled_back=rolled_back,
-        rolled_back_at=now - timedelta(minutes=5) if rolled_back else None,
-    )
-
-
-def up_to_date() -> None:
-    _installed()
-
-
-def available() -> None:
-    _installed()
-    make_release("1.1.0")
-
-
-def rolled_back() -> None:
-    _installed()
-    make_release("1.1.0", rolled_back=True, rolled_back_at=timezone.now())
-
-
-def scheduled() -> None:
-    _installed()
-    make_run(make_release("1.1.0"), from_version="1.0.2")
-
-
-def running() -> None:
-    _installed()
-    make_run(
-        make_release("1.1.0"),
-        from_version="1.0.2",
-        state=UpdateRun.State.RUNNING,
-        started_at=timezone.now(),
-    )
-
-
-def needs_input() -> None:
-    _installed()
-    make_run(
-        make_release("1.1.0"),
-        from_version="1.0.2",
-        state=UpdateRun.State.WAITING,
-        error_message="CLMS 1.1.0 needs SMTP_HOST.",
-    )
-
-
-def blocked_after_a_rollback_below_it() -> None:
-    """Issue 15's dead end: 1.0.3 (critical, due) was rolled back to 1.0.2."""
-    _installed()
-    _critical(hours=-1, rolled_back=True)
-
-
-def blocked_with_a_run_after_the_deadline() -> None:
-    _installed()
-    release = _critical(hours=-1)
-    make_run(release, from_version="1.0.2")
-
-
-def overridden() -> None:
-    blocked_after_a_rollback_below_it()
-    EmergencyOverride.objects.create(
-        username="school-admin-user",
-        reason="exams",
-        release_version="1.0.3",
-        expires_at=timezone.now() + timedelta(hours=2),
-    )
-
-
-def offline() -> None:
-    _installed()
-    AgentState.objects.update(
-        offline=True,
-        offline_since=timezone.now(),
-        offline_reason="vendor: connection refused",
-    )
-
-
-STATES: dict[str, tuple[Callable[[], None], Situation]] = {
-    "up to date": (up_to_date, Situation.UP_TO_DATE),
-    "update available": (available, Situation.AVAILABLE),
-    "rolled back": (rolled_back, Situation.ROLLED_BACK),
-    "scheduled": (scheduled, Situation.SCHEDULED),
-    "running": (running, Situation.RUNNING),
-    "needs input": (needs_input, Situation.NEEDS_INPUT),
-    "blocked after a rollback below it": (
-        blocked_after_a_rollback_below_it,
-        Situation.BLOCKED,
-    ),
-    "blocked with a run after the deadline": (
-        blocked_with_a_run_after_the_deadline,
-        Situation.BLOCKED,
-    ),
-    "overridden": (overridden, Situation.OVERRIDDEN),
-    "offline": (offline, Situation.OFFLINE),
-}
 
 
 def _refusals(response) -> list[str]:  # type: ignore[no-untyped-def]
@@ -219,9 +119,9 @@ def test_a_viewer_sees_the_step_but_no_button_to_take_it(
 def test_the_rollback_form_warns_that_a_passed_deadline_blocks_at_once(
     client: Client, school_admin
 ) -> None:
-    _installed("1.0.3")
+    installed("1.0.3")
     make_run(
-        _critical(hours=-1),
+        critical(hours=-1),
         from_version="1.0.2",
         to_version="1.0.3",
         state=UpdateRun.State.SUCCEEDED,
