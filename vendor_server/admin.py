@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -12,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from clms_updates.actions import VIA_ADMIN, ActionRefused, Actor
@@ -57,13 +59,16 @@ def _each(
 class ReleaseAdmin(admin.ModelAdmin):
     """Releases: publish (validated, signed), steer the rollout, re-sign, delete."""
 
+    class Media:
+        css = {"all": ("vendor_server/admin.css",)}
+
     list_display = (
         "version",
         "product",
         "channel",
         "state",
         "critical",
-        "force_after",
+        "deadline",
         "rollout_percent",
         "report_figures",
         "published_at",
@@ -92,27 +97,26 @@ class ReleaseAdmin(admin.ModelAdmin):
         "channel",
         "changelog_html",
         "critical",
-        "force_after",
+        "deadline",
         "min_version",
         "enabled",
         "state",
         "pause_reason",
         "report_figures",
         "project_changes",
-        "images",
+        "image_list",
         "compose_yaml",
-        "settings",
+        "setting_list",
         "bundle_file",
         "bundle_sha256",
         "bundle_size",
-        "migration",
-        "health_check",
+        "migration_text",
+        "health_text",
         "published_at",
         "published_by",
         "manifest_sha256",
         "signed_at",
-        "manifest_json",
-        "manifest_signature",
+        "signed_manifest",
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Release]:
@@ -188,7 +192,93 @@ class ReleaseAdmin(admin.ModelAdmin):
         if not obj.compose:
             return "image-only release"
         return format_html(
-            "<pre>{}</pre>", yaml.safe_dump(obj.compose, sort_keys=False)
+            '<pre class="clms-wrap">{}</pre>',
+            yaml.safe_dump(obj.compose, sort_keys=False),
+        )
+
+    @admin.display(description="force after (deadline)", ordering="force_after")
+    def deadline(self, obj: Release) -> str:
+        """The deadline with its zone: the admin's time zone is not the schools'."""
+        if obj.force_after is None:
+            return "-"
+        return timezone.localtime(obj.force_after).strftime("%Y-%m-%d %H:%M %Z")
+
+    @admin.display(description="images")
+    def image_list(self, obj: Release) -> str:
+        rows = [(i.get("service", ""), i.get("reference", "")) for i in obj.images]
+        if not rows:
+            return "-"
+        return format_html(
+            '<table class="clms-readable"><tr><th>Service</th><th>Image (pinned '
+            "by digest)</th></tr>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td><code>{}</code></td></tr>", rows),
+        )
+
+    @admin.display(description="settings it asks schools for")
+    def setting_list(self, obj: Release) -> str:
+        rows = [
+            (
+                s.get("name", ""),
+                s.get("description", ""),
+                "required" if s.get("required") else "optional",
+                "secret" if s.get("secret") else s.get("default", "") or "-",
+            )
+            for s in obj.settings or []
+        ]
+        if not rows:
+            return "none"
+        return format_html(
+            '<table class="clms-readable"><tr><th>Name</th><th>What</th><th></th>'
+            "<th>Default</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                rows,
+            ),
+        )
+
+    @admin.display(description="migration")
+    def migration_text(self, obj: Release) -> str:
+        migration = obj.migration or {}
+        if not migration:
+            return "none"
+        command = migration.get("command", "")
+        if isinstance(command, list):
+            command = " ".join(str(part) for part in command)
+        return format_html(
+            "in service <code>{}</code>: <code>{}</code>",
+            migration.get("service", ""),
+            command,
+        )
+
+    @admin.display(description="health check")
+    def health_text(self, obj: Release) -> str:
+        health = obj.health_check or {}
+        if not health:
+            return "the default (GET /health answers 200)"
+        return format_html(
+            "GET <code>{}</code> answers {}, {} time(s) in a row, within {} s",
+            health.get("path", "/health"),
+            health.get("expected_status", 200),
+            health.get("successes", 1),
+            health.get("timeout_seconds", "?"),
+        )
+
+    @admin.display(description="signed manifest")
+    def signed_manifest(self, obj: Release) -> str:
+        """What schools verify, folded away: readable above, exact here."""
+        try:
+            pretty = json.dumps(json.loads(obj.manifest_json), indent=2, sort_keys=True)
+        except ValueError:
+            pretty = obj.manifest_json
+        return format_html(
+            '<details class="clms-raw"><summary>Show the signed manifest (JSON, '
+            "{} bytes)</summary><pre>{}</pre></details>"
+            '<details class="clms-raw"><summary>Show its detached signature'
+            "</summary><pre>{}</pre></details>",
+            len(obj.manifest_json.encode()),
+            pretty,
+            obj.manifest_signature,
         )
 
     @admin.display(description="state")

@@ -10,7 +10,7 @@ import semver
 from django.conf import settings
 from django.db.models import Count, Q
 
-from vendor_server.models import Outcome, Release, School, UpdateReport
+from vendor_server.models import Outcome, Release, RunKind, School, UpdateReport
 
 ADOPTION_DAYS = 30
 ADOPTION_RELEASES = 6
@@ -25,6 +25,9 @@ class OutcomeRates:
     succeeded: int
     failed: int
     rolled_back: int
+    # Schools that went back from this release by hand, after installing it
+    # (not an outcome of its install, so not in ``total``).
+    left_by_hand: int = 0
 
     @property
     def total(self) -> int:
@@ -67,7 +70,8 @@ def outcome_rates(product: str = "") -> list[OutcomeRates]:
     """Success / failure / rollback counts per release of ``product``, newest first."""
     rates: dict[str, OutcomeRates] = {}
     reports = UpdateReport.objects.filter(product=product or settings.VENDOR_PRODUCT)
-    for version, outcome, n in reports.values_list("to_version", "outcome").annotate(
+    installs = reports.filter(kind=RunKind.UPDATE)
+    for version, outcome, n in installs.values_list("to_version", "outcome").annotate(
         n=Count("id")
     ):
         row = rates.setdefault(version, OutcomeRates(version, 0, 0, 0))
@@ -77,6 +81,9 @@ def outcome_rates(product: str = "") -> list[OutcomeRates]:
             Outcome.ROLLED_BACK: "rolled_back",
         }[outcome]
         setattr(row, field, getattr(row, field) + n)
+    left = reports.filter(kind=RunKind.ROLLBACK, outcome=Outcome.SUCCEEDED)
+    for version, n in left.values_list("from_version").annotate(n=Count("id")):
+        rates.setdefault(version, OutcomeRates(version, 0, 0, 0)).left_by_hand += n
     return sorted(rates.values(), key=lambda r: _semver_key(r.version), reverse=True)
 
 
@@ -93,6 +100,7 @@ def adoption(now: datetime, days: int = ADOPTION_DAYS) -> dict[str, Any]:
     before = dict(
         UpdateReport.objects.filter(
             outcome=Outcome.SUCCEEDED,
+            kind=RunKind.UPDATE,
             to_version__in=versions,
             received_on__lt=start,
             product=product,
@@ -104,6 +112,7 @@ def adoption(now: datetime, days: int = ADOPTION_DAYS) -> dict[str, Any]:
     for version, day, n in (
         UpdateReport.objects.filter(
             outcome=Outcome.SUCCEEDED,
+            kind=RunKind.UPDATE,
             to_version__in=versions,
             received_on__gte=start,
             product=product,

@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 from django.http import QueryDict
+from django.utils import timezone
 
 from clms_updates.actions import Actor
 from vendor_server import actions
@@ -104,6 +105,12 @@ class ReleasePublishForm(forms.ModelForm):
         assert isinstance(choice, forms.ChoiceField)
         choice.choices = [(p, p) for p in products()]
         self.fields["product"].initial = products()[0]
+        self.fields["force_after"].label = f"Force after ({zone_name()})"
+        self.fields["force_after"].help_text = (
+            "For a critical release: the deadline, in "
+            f"{zone_name()}, after which schools install it outside their "
+            "maintenance windows and CLMS is blocked until they do."
+        )
         self.actor = actor or Actor.system()
         self.published: Release | None = None
         self.preview: Preview | None = None
@@ -216,10 +223,18 @@ class MarkCriticalForm(forms.Form):
     """The deadline for the release(s) being marked critical."""
 
     force_after = forms.DateTimeField(
-        label="Deadline (UTC)",
         help_text="After this time schools install the release outside their "
         "maintenance window. Format: 2026-12-31 22:00",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["force_after"].label = f"Deadline ({zone_name()})"
+
+
+def zone_name() -> str:
+    """The zone the vendor's forms read and show times in (``TIME_ZONE``)."""
+    return timezone.get_current_timezone_name()
 
 
 def validate_time_zone(value: str) -> None:

@@ -207,6 +207,13 @@ class Outcome(models.TextChoices):
     ROLLED_BACK = "rolled_back", "Rolled back"
 
 
+class RunKind(models.TextChoices):
+    """What the school's run did: installed a release, or went back by hand."""
+
+    UPDATE = "update", "Update"
+    ROLLBACK = "rollback", "Manual rollback"
+
+
 FAILURE_OUTCOMES = (Outcome.FAILED, Outcome.ROLLED_BACK)
 
 
@@ -240,6 +247,11 @@ class UpdateReport(models.Model):
     from_version = models.CharField(max_length=64)
     to_version = models.CharField(max_length=64, db_index=True)
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    # A manual rollback's release is the one the school left (``from_version``);
+    # it never counts as an install, nor for the rollout's failure rate.
+    kind = models.CharField(
+        max_length=10, choices=RunKind.choices, default=RunKind.UPDATE
+    )
     duration_seconds = models.PositiveIntegerField(default=0)
     error_code = models.CharField(max_length=100, blank=True)
     log_excerpt = models.TextField(blank=True)

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from vendor_server import rollouts
-from vendor_server.models import Outcome, Release, School, UpdateReport
+from vendor_server.models import Outcome, Release, RunKind, School, UpdateReport
 
 
 def record_report(school_id: int, data: dict[str, Any]) -> tuple[UpdateReport, bool]:
@@ -21,18 +21,23 @@ def record_report(school_id: int, data: dict[str, Any]) -> tuple[UpdateReport, b
 
     The same run reported again (an agent retrying) updates its one report, so
     a school weighs at most once per run. A report about a release the school
-    could not see is kept for the record but does not count for the rollout.
+    could not see is kept for the record but does not count for the rollout;
+    nor does a manual rollback, which is filed under the release left behind.
     Returns the report and whether it is new.
     """
     data = dict(data)
     product = data.pop("product", "") or settings.VENDOR_PRODUCT
     run_id = data.pop("run_id")
-    release = Release.objects.of(product).filter(version=data["to_version"]).first()
+    rollback = data.get("kind") == RunKind.ROLLBACK
+    version = data["from_version"] if rollback else data["to_version"]
+    release = Release.objects.of(product).filter(version=version).first()
     with transaction.atomic():
         school = School.objects.select_for_update().get(pk=school_id)
         now = timezone.now()
-        counted = release is not None and rollouts.is_visible(
-            rollouts.listed(release), school.pk, school.channel
+        counted = (
+            not rollback
+            and release is not None
+            and rollouts.is_visible(rollouts.listed(release), school.pk, school.channel)
         )
         report, created = UpdateReport.objects.update_or_create(
             school_id=school_id,

@@ -40,6 +40,7 @@ def report_body(run: UpdateRun) -> dict[str, object]:
         "from_version": run.from_version,
         "to_version": run.to_version,
         "outcome": OUTCOMES[UpdateRun.State(run.state)],
+        "kind": "rollback" if run.kind == UpdateRun.Kind.ROLLBACK else "update",
         "duration_seconds": duration,
         "error_code": run.error_code,
         "log_excerpt": run.log[-LOG_EXCERPT_CHARS:],

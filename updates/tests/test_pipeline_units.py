@@ -19,6 +19,7 @@ from updates.pipeline.errors import StepFailed
 from updates.pipeline.lease import take_over
 from updates.pipeline.plan import plan_for
 from updates.pipeline.records import begin_step, end_step, is_done
+from updates.pipeline.reporting import report_body
 from updates.tests.factories import make_run
 
 pytestmark = pytest.mark.django_db
@@ -192,3 +193,17 @@ def test_a_rollback_without_a_recorded_update_says_why_it_cannot_run() -> None:
     with pytest.raises(StepFailed) as caught:
         plan_for(run)
     assert caught.value.code == "no_previous_version"
+
+
+def test_a_manual_rollback_is_reported_as_one_not_as_an_install() -> None:
+    update = make_run(state=UpdateRun.State.SUCCEEDED)
+    back = make_run(
+        update.release,
+        kind=UpdateRun.Kind.ROLLBACK,
+        state=UpdateRun.State.SUCCEEDED,
+        from_version="1.1.0",
+        to_version="1.0.0",
+    )
+    assert report_body(update)["kind"] == "update"
+    assert report_body(back)["kind"] == "rollback"
+    assert report_body(back)["from_version"] == "1.1.0"

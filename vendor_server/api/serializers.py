@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from vendor_server import indexing
-from vendor_server.models import Outcome
+from vendor_server.models import Outcome, RunKind
 
 
 class UpdateReportSerializer(serializers.Serializer):
@@ -21,6 +21,12 @@ class UpdateReportSerializer(serializers.Serializer):
     from_version = serializers.CharField(max_length=64, allow_blank=True)
     to_version = serializers.CharField(max_length=64)
     outcome = serializers.ChoiceField(choices=Outcome.choices)
+    kind = serializers.ChoiceField(
+        choices=RunKind.choices,
+        default=RunKind.UPDATE,
+        help_text="update (the default) or rollback: an admin went back by hand from "
+        "from_version to to_version.",
+    )
     duration_seconds = serializers.IntegerField(
         min_value=0, max_value=2**31 - 1, default=0
     )

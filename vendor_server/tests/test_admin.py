@@ -211,3 +211,64 @@ def test_the_analytics_page_is_linked_from_the_admin_and_shows_the_fleet(
         50.0,
     )
     assert "vendor_server/chart.umd.min.js" in page.content.decode()
+
+
+def test_the_release_page_reads_as_fields_with_the_signed_json_folded_away(
+    staff, offline
+) -> None:
+    release = make_release(
+        "1.4.0",
+        FAKE_IMAGE,
+        critical=True,
+        force_after=timezone.now() + timedelta(days=3),
+    )
+    page = staff.get(f"{RELEASES}{release.pk}/change/").content.decode()
+    assert "<summary>Show the signed manifest (JSON" in page
+    assert "vendor_server/admin.css" in page  # long lines wrap
+    assert "Image (pinned by digest)" in page
+    assert release.force_after is not None
+    assert (
+        timezone.localtime(release.force_after).strftime("%Y-%m-%d %H:%M UTC") in page
+    )
+    # The raw JSON is only inside the folded <details>, never as a bare field.
+    before_details = page.split('<details class="clms-raw">')[0]
+    assert '"product": "clms"' not in before_details
+    assert "Force after (UTC)" in staff.get(RELEASES + "add/").content.decode()
+
+
+def test_a_manual_rollback_is_no_install_in_the_analytics_nor_in_the_rollout(
+    staff, offline
+) -> None:
+    from vendor_server import actions, rollouts
+
+    make_release("1.1.0", FAKE_IMAGE)
+    release = make_release("1.2.0", FAKE_IMAGE)
+    school, _ = make_school()
+    base = {"duration_seconds": 5, "error_code": "", "log_excerpt": ""}
+    actions.record_report(
+        school.id,
+        {
+            **base,
+            "run_id": 1,
+            "from_version": "1.1.0",
+            "to_version": "1.2.0",
+            "outcome": "succeeded",
+        },
+    )
+    actions.record_report(
+        school.id,
+        {
+            **base,
+            "run_id": 2,
+            "from_version": "1.2.0",
+            "to_version": "1.1.0",
+            "outcome": "succeeded",
+            "kind": "rollback",
+        },
+    )
+    school.refresh_from_db()
+    assert school.current_version == "1.1.0"  # it runs the older one again
+    rates = {r.version: r for r in staff.get("/vendor/analytics/").context["rates"]}
+    assert rates["1.2.0"].succeeded == 1 and rates["1.2.0"].left_by_hand == 1
+    assert "1.1.0" not in rates or rates["1.1.0"].succeeded == 0
+    assert rollouts.failure_figures(release).total == 1
