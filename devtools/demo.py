@@ -75,7 +75,7 @@ def start_backing_services(var: Path) -> list[localservices.Service]:
 
 def start_demo_installation(
     var: Path, services: list[localservices.Service]
-) -> list[Path]:
+) -> list[demo_clms.DemoRelease]:
     """The demo CLMS stack the agent updates; nothing when no Docker engine runs."""
     if "DOCKER_HOST" not in os.environ:
         _say("Without a Docker engine there is no demo CLMS stack to update.")
@@ -90,11 +90,22 @@ def start_demo_installation(
     return release_files
 
 
-def publish_demo_releases(release_files: list[Path]) -> None:
-    """Publish the demo releases on the vendor side (once; later runs skip them)."""
-    for path in release_files:
+def publish_demo_releases(release_files: list[demo_clms.DemoRelease]) -> None:
+    """Publish the demo releases on the vendor side (once; later runs skip them).
+
+    The failure demo's are held back: vendor staff enable one in the admin.
+    """
+    for release in release_files:
+        held_back = ["--held-back"] if release.held_back else []
         result = subprocess.run(
-            [sys.executable, "manage.py", "publish_release", "--manifest", str(path)],
+            [
+                sys.executable,
+                "manage.py",
+                "publish_release",
+                "--manifest",
+                str(release.path),
+                *held_back,
+            ],
             cwd=BASE_DIR,
             capture_output=True,
             text=True,
@@ -103,7 +114,7 @@ def publish_demo_releases(release_files: list[Path]) -> None:
         if result.returncode == 0:
             _say(result.stdout.strip())
         elif "already published" not in result.stderr:
-            _say(f"Publishing {path.name} failed:\n{result.stderr.strip()}")
+            _say(f"Publishing {release.path.name} failed:\n{result.stderr.strip()}")
 
 
 def _first_check(port: int) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,11 +29,44 @@ ENFORCEMENT_URL = os.environ.get(
 PROJECT = "clms"
 DATABASE = "clms_library"
 
-# What the vendor side publishes for the demo: two good updates.
+# What the vendor side publishes for the demo: two good updates (version ->
+# demo image tag, changelog) ...
 RELEASES = {
-    "1.0.1": "### Fixed\n- Books now carry their ISBN.\n- Faster loan lists.",
-    "1.0.2": "### Added\n- Reservations.\n### Fixed\n- Overdue loans index.",
+    "1.0.1": (
+        "1.0.1",
+        "### Fixed\n- Books now carry their ISBN.\n- Faster loan lists.",
+    ),
+    "1.0.2": (
+        "1.0.2",
+        "### Added\n- Reservations.\n### Fixed\n- Overdue loans index.",
+    ),
 }
+# ... and the failure demo: three broken releases, published but held back
+# (disabled) until vendor staff enable one in the admin to watch a rollback.
+FAILURE_RELEASES = {
+    "1.1.0": (
+        "1.1.0-unhealthy",
+        "**Failure demo**: migrates, then its health check never passes; the agent "
+        "puts 1.0.2's containers back.",
+    ),
+    "1.1.1": (
+        "1.1.0-badmigration",
+        "**Failure demo**: its second migration fails half-way; the agent restores "
+        "the database from the backup taken just before.",
+    ),
+    "1.1.2": (
+        "1.1.0-crash",
+        "**Failure demo**: every container exits at start; the agent rolls back.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DemoRelease:
+    """A release file for the vendor side, and whether it starts held back."""
+
+    path: Path
+    held_back: bool = False
 
 
 def _say(message: str) -> None:
@@ -53,12 +87,12 @@ def _ensure_database(admin_url: str) -> bool:
         return True
 
 
-def _release_file(folder: Path, version: str, image_ref: str) -> Path:
+def _release_file(folder: Path, version: str, image_ref: str, changelog: str) -> Path:
     now = datetime.now(UTC).replace(microsecond=0)
     data = {
         "version": version,
         "channel": "stable",
-        "changelog": RELEASES[version],
+        "changelog": changelog,
         "images": [
             {"service": "app", "reference": image_ref},
             {"service": "worker", "reference": image_ref},
@@ -80,7 +114,9 @@ def _release_file(folder: Path, version: str, image_ref: str) -> Path:
     return path
 
 
-def start(var: Path) -> tuple[list[localservices.Service], dict[str, str], list[Path]]:
+def start(
+    var: Path,
+) -> tuple[list[localservices.Service], dict[str, str], list[DemoRelease]]:
     """Bring the demo installation up; return (services, agent env, release files)."""
     import docker
 
@@ -154,7 +190,13 @@ def start(var: Path) -> tuple[list[localservices.Service], dict[str, str], list[
         _say(f"The demo CLMS stack started at http://127.0.0.1:{APP_PORT}/health.")
     client.close()
 
-    release_files = [_release_file(demo, v, digests[v]) for v in RELEASES]
+    release_files = [
+        DemoRelease(_release_file(demo, v, digests[tag], text))
+        for v, (tag, text) in RELEASES.items()
+    ] + [
+        DemoRelease(_release_file(demo, v, digests[tag], text), held_back=True)
+        for v, (tag, text) in FAILURE_RELEASES.items()
+    ]
     bindir = ""
     with contextlib.suppress(localservices.ServiceError):
         bindir = str(localservices.postgres_bindir())

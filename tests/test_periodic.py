@@ -59,3 +59,13 @@ def test_a_task_renamed_in_the_code_is_corrected_even_on_an_edited_entry() -> No
     PeriodicTask.objects.filter(name=SCAN).update(task="updates.old_name")
     install_periodic_tasks()
     assert _scan().task == "updates.offline_scan"
+
+
+def test_every_declared_job_names_a_task_the_worker_knows() -> None:
+    """A beat entry whose task name no worker registered is dropped by the
+    worker ("Received unregistered task"): the job silently never runs."""
+    from clms_updates.celery import app
+
+    app.loader.import_default_modules()
+    unknown = [p.task for p in PERIODIC if p.task not in app.tasks]
+    assert not unknown, f"beat sends tasks no worker registers: {unknown}"

@@ -27,14 +27,21 @@ from vendor_server.releases import installed_anywhere, sign_release
 logger = logging.getLogger(__name__)
 
 
-def publish_release(draft: publishing.ReleaseDraft, *, actor: Actor) -> Release:
+def publish_release(
+    draft: publishing.ReleaseDraft, *, actor: Actor, held_back: bool = False
+) -> Release:
     """Validate and publish ``draft``: signed manifest, bundle, index bump, audit.
 
+    ``held_back`` publishes it disabled, in the same transaction: signed and
+    stored, but in no school's index until staff enable it.
     Raises ``publishing.PublishError`` (an ``ActionRefused``) listing every
     problem; nothing is written then.
     """
     with transaction.atomic():
         release = publishing.publish(draft, published_by=actor.username or actor.via)
+        if held_back:
+            release.enabled = False
+            release.save(update_fields=["enabled"])
         audit.record(
             "vendor.release.publish",
             actor=actor,
@@ -43,6 +50,7 @@ def publish_release(draft: publishing.ReleaseDraft, *, actor: Actor) -> Release:
             channel=release.channel,
             critical=release.critical,
             rollout_percent=release.rollout_percent,
+            held_back=held_back,
         )
     return release
 

@@ -11,7 +11,9 @@ from vendor_server import checkins, indexing
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, max_retries=3, default_retry_delay=60)
+@shared_task(
+    name="vendor.refresh_index", bind=True, max_retries=3, default_retry_delay=60
+)
 def refresh_index(self: Task) -> bool:
     """Re-sign the index (new sequence and expiry) well before it expires."""
     refreshed = indexing.refresh_if_expiring()
@@ -20,7 +22,9 @@ def refresh_index(self: Task) -> bool:
     return refreshed
 
 
-@shared_task(bind=True, max_retries=3, default_retry_delay=10)
+@shared_task(
+    name="vendor.flush_checkins", bind=True, max_retries=3, default_retry_delay=10
+)
 def flush_checkins(self: Task) -> int:
     """Write the check-ins buffered in the cache to the database."""
     return checkins.flush_checkins()

@@ -202,3 +202,36 @@ def test_publish_release_command_publishes_and_refuses_with_reasons(
     manifest.write_text("{not json")
     with pytest.raises(CommandError, match="not valid JSON"):
         call_command("publish_release", "--manifest", str(manifest), stdout=StringIO())
+
+
+def test_a_release_published_held_back_is_in_no_index_until_enabled(
+    vendor_key, image, tmp_path
+) -> None:
+    from clms_updates.actions import Actor
+    from vendor_server import actions, indexing
+
+    manifest = tmp_path / "release.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "version": "2.1.0",
+                "channel": "stable",
+                "images": [{"service": "web", "reference": image}],
+                "health": {"path": "/healthz"},
+            }
+        )
+    )
+    out = StringIO()
+    call_command(
+        "publish_release", "--manifest", str(manifest), "--held-back", stdout=out
+    )
+    assert "held back until enabled" in out.getvalue()
+    release = Release.objects.get(version="2.1.0")
+    assert not release.enabled
+
+    def listed() -> set[int]:
+        return {r.id for r in indexing.listed_releases(indexing.current_sequence())}
+
+    assert release.pk not in listed()
+    actions.set_enabled(release.pk, True, actor=Actor.system())
+    assert release.pk in listed()

@@ -48,6 +48,12 @@ class Command(BaseCommand):
             help="a source release: the source folder (its tree digest is signed)",
         )
         parser.add_argument(
+            "--held-back",
+            action="store_true",
+            help="publish it disabled: signed, but no school sees it until staff "
+            "enable it in the admin",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="check only: print the pinned digests and the project's changes",
@@ -84,7 +90,9 @@ class Command(BaseCommand):
             if options["dry_run"]:
                 self._preview(draft, options["write_pinned"])
                 return
-            release = actions.publish_release(draft, actor=Actor.command())
+            release = actions.publish_release(
+                draft, actor=Actor.command(), held_back=options["held_back"]
+            )
         except PublishError as e:
             raise CommandError(
                 "The release was refused and nothing was published:\n  - "
@@ -94,8 +102,9 @@ class Command(BaseCommand):
             raise CommandError(f"{e}; nothing was published") from e
         for line in draft.pinned:
             self.stdout.write(f"Pinned {line}")
+        held = "; held back until enabled in the admin" if not release.enabled else ""
         self.stdout.write(
-            f"Published {release.version} ({release.channel}); manifest sha256 "
+            f"Published {release.version} ({release.channel}){held}; manifest sha256 "
             f"{release.manifest_sha256}."
         )
 
