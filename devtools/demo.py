@@ -132,6 +132,24 @@ def _first_check(port: int) -> None:
     _say("First update check: " + (result.stdout or result.stderr).strip())
 
 
+def _stop_gpg_agents() -> None:
+    """GnuPG starts an agent per home on first use and leaves it running; stop
+    the demo's (vendor signing key, agent keyring) with the rest."""
+    for variable, default in (
+        ("VENDOR_GNUPG_HOME", "vendor-gnupg"),
+        ("UPDATES_GNUPG_HOME", "agent-gnupg"),
+    ):
+        home = os.environ.get(variable) or str(
+            Path(os.environ.get("CLMS_VAR_DIR", BASE_DIR / "var")) / default
+        )
+        if Path(home).is_dir():
+            subprocess.run(
+                ["gpgconf", "--homedir", home, "--kill", "all"],
+                capture_output=True,
+                check=False,
+            )
+
+
 def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
@@ -242,6 +260,7 @@ def main() -> int:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+        _stop_gpg_agents()
         for service in reversed(services):
             service.stop()
         _say("Stopped.")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.contrib.auth.models import Group
+from django.test import Client
 
 from clms_updates import audit
 from clms_updates.actions import Actor
@@ -85,3 +88,25 @@ def test_audit_record_keeps_user_address_and_detail(rf, school_admin) -> None:
     assert stored.detail == {"reason": "test"}
     assert stored.action == "backup.restore"
     assert stored.via == "page"
+
+
+def test_seeding_the_demo_again_keeps_the_admin_logged_in(
+    settings, tmp_path, monkeypatch
+) -> None:
+    """A restarted `make run` seeds again: the same passwords, and the same
+    hashes, so the browser's session stays valid."""
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from clms_updates.management.commands import seed_demo
+
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setattr(seed_demo, "APP_SEED_COMMANDS", ())
+    call_command("seed_demo", stdout=StringIO())
+    client = Client()
+    client.force_login(User.objects.get(username="admin"))
+    assert client.get("/updates/").status_code == 200
+    before = User.objects.get(username="admin").password
+    call_command("seed_demo", stdout=StringIO())
+    assert User.objects.get(username="admin").password == before
+    assert client.get("/updates/").status_code == 200  # still logged in

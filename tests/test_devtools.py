@@ -107,3 +107,27 @@ def test_a_private_engine_starts_where_tmp_is_on_overlayfs() -> None:
     finally:
         subprocess.run(["umount", "-l", str(root / "merged")], check=False)
         services.remove_tree(root)
+
+
+def test_stopping_the_demo_stops_the_gpg_agents_it_started(
+    gnupg_home: Path, monkeypatch
+) -> None:
+    from devtools import demo
+
+    subprocess.run(
+        ["gpg-connect-agent", "--homedir", str(gnupg_home), "/bye"],
+        capture_output=True,
+        check=True,
+    )
+
+    def agents() -> list[str]:
+        found = subprocess.run(
+            ["pgrep", "-af", "gpg-agent"], capture_output=True, text=True
+        ).stdout
+        return [line for line in found.splitlines() if str(gnupg_home) in line]
+
+    assert agents(), "the test could not start an agent"
+    monkeypatch.setenv("VENDOR_GNUPG_HOME", str(gnupg_home))
+    monkeypatch.setenv("UPDATES_GNUPG_HOME", str(gnupg_home))
+    demo._stop_gpg_agents()
+    assert not agents()

@@ -35,7 +35,10 @@ class Command(BaseCommand):
             user, _ = User.objects.get_or_create(username=username)
             user.is_staff = staff
             user.is_superuser = staff
-            user.set_password(password)
+            # A new hash (same password, new salt) would end every open session:
+            # a restarted `make run` must leave the browser logged in.
+            if not user.check_password(password):
+                user.set_password(password)
             user.save()
             user.groups.add(group)
         credentials.write_text("".join(f"{u}:{p}\n" for u, p in passwords.items()))
