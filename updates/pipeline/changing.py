@@ -7,6 +7,7 @@ running it once. A failure here rolls back (see ``rollback``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import docker
@@ -21,6 +22,9 @@ from updates.pipeline.context import Context
 from updates.pipeline.errors import StepFailed
 from updates.pipeline.plan import update_being_undone
 from updates.pipeline.records import save_checkpoint
+
+# How often a wait for health says where it stands (each probe is ~0.3 s).
+WAIT_REPORT_SECONDS = 5.0
 
 # ---------------------------------------------------------------------------
 # apply, migrate, health, commit
@@ -164,11 +168,24 @@ def crash_watch(ctx: Context) -> Callable[[], str | None]:
 def check_health(ctx: Context) -> str:
     """N consecutive good answers from the new version within the release's timeout."""
     needed = max(ctx.plan.health.successes, 1)
+    deadline = time.monotonic() + ctx.plan.health.timeout_seconds
+    said_at = 0.0
 
     def on_probe(result: health.Probe, streak: int) -> None:
+        nonlocal said_at
         if result.healthy:
             ctx.report(
                 streak / needed, f"Health check: {streak} of {needed} good answers"
+            )
+        elif time.monotonic() - said_at >= WAIT_REPORT_SECONDS:
+            # Not healthy yet: say so, and how long the wait may still take.
+            said_at = time.monotonic()
+            left = max(0.0, deadline - said_at)
+            ctx.report(
+                0,
+                f"Health check: not healthy yet ({result.reason}); waiting up to "
+                f"{round(left)} s more",
+                step_left=left,
             )
 
     result = health.wait_healthy(

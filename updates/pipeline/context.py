@@ -133,12 +133,16 @@ class Context:
             left = max(self.position.step.seconds - elapsed, 1)
         return int(left + self.position.seconds_after + 0.5)
 
-    def report(self, fraction: float, message: str) -> None:
-        """Progress inside the current step: ``fraction`` (0-1) of it is done."""
+    def report(
+        self, fraction: float, message: str, *, step_left: float | None = None
+    ) -> None:
+        """Progress inside the current step: ``fraction`` (0-1) of it is done.
+
+        ``step_left`` is what the step knows is left of it at most (a wait
+        with a timeout), used instead of the estimate from its clock.
+        """
         percent = self.position.percent_at(fraction) if self.position else None
-        progress.publish(
-            self.run,
-            message,
-            percent=percent,
-            eta_seconds=self.eta_seconds(fraction),
-        )
+        eta = self.eta_seconds(fraction)
+        if step_left is not None and self.position is not None:
+            eta = int(step_left + self.position.seconds_after + 0.5)
+        progress.publish(self.run, message, percent=percent, eta_seconds=eta)

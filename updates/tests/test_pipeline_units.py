@@ -207,3 +207,25 @@ def test_a_manual_rollback_is_reported_as_one_not_as_an_install() -> None:
     assert report_body(update)["kind"] == "update"
     assert report_body(back)["kind"] == "rollback"
     assert report_body(back)["from_version"] == "1.1.0"
+
+
+def test_a_wait_for_health_says_how_long_it_may_still_take() -> None:
+    """Past the step's typical time, the clock alone says "about 2 s left";
+    the health wait knows its timeout and says that instead."""
+    from updates.pipeline.context import Context
+    from updates.pipeline.steps import UPDATE_POSITIONS
+
+    run = make_run(state=UpdateRun.State.RUNNING)
+    position = UPDATE_POSITIONS["health"]
+    # Reporting reads only the run and the position, never the plan.
+    ctx = Context(run=run, plan=None, position=position)  # type: ignore[arg-type]
+    ctx.step_started -= 60  # a minute into a step that typically takes 5 s
+    ctx.report(0, "Health check: not healthy yet")
+    guessed = UpdateRun.objects.get(pk=run.pk).eta_seconds
+    assert guessed is not None and guessed <= 1 + position.seconds_after + 1
+    ctx.report(
+        0, "Health check: not healthy yet; waiting up to 28 s more", step_left=28
+    )
+    assert UpdateRun.objects.get(pk=run.pk).eta_seconds == round(
+        28 + position.seconds_after
+    )
