@@ -31,6 +31,7 @@ from updates.tests.conftest import (  # noqa: F401 - fixtures used by name
     vendor_key,
 )
 from updates.tests.factories import make_manifest, make_release, make_run
+from updates.tests.states import blocked_after_a_rollback_below_it
 
 pytestmark = [
     pytest.mark.browser,
@@ -273,4 +274,29 @@ def test_a_viewer_on_a_narrow_screen_sees_everything_read_only(
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{link} scrolls sideways on a phone ({width}px)"
         shots(page, name)
+    page.context.close()
+
+
+def test_an_admin_blocked_after_rolling_back_below_a_critical_release_finds_the_way_out(
+    browser, serve, school_admin, shots
+) -> None:
+    """Issue 15's dead end, clicked through: blocked at once, one button out."""
+    server = serve()
+    page = open_page(browser, server, school_admin, width=390)
+    blocked_after_a_rollback_below_it()
+    page.goto(server.url + "/")
+    # Home is the blocking dialog; it leads to Updates.
+    page.get_by_role("link", name="Go to Updates and apply it").click()
+    card = page.get_by_test_id("next-step")
+    expect(card).to_have_attribute("data-situation", "blocked")
+    expect(card).to_contain_text("CLMS is blocked")
+    shots(page, "15-blocked-after-rollback-way-out")
+    card.get_by_role("link", name="Apply CLMS 1.0.3 now…").click()
+    expect(page.locator("h1")).to_contain_text("to 1.0.3 now?")
+    expect(page.locator("main")).to_contain_text("rolled back before")
+    page.get_by_role("button", name="Yes, update now").click()
+    expect(page.get_by_test_id("run-state")).to_be_visible()
+    run = UpdateRun.objects.get(to_version="1.0.3")
+    assert page.url.endswith(f"/updates/runs/{run.pk}/")
+    assert run.forced
     page.context.close()

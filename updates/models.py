@@ -13,6 +13,7 @@ from django.utils import timezone
 from clms_updates import progress
 from clms_updates.manifest import ReleaseManifest, parse_manifest
 from clms_updates.statemachine import StateMachine
+from updates.school_time import format_school_time
 
 
 class AgentState(models.Model):
@@ -350,7 +351,9 @@ class UpdateRun(progress.TrackedProgress):
 
     def publish_scheduled(self) -> None:
         """Record on the run (and tell its page) when it is planned to start."""
-        progress.publish(self, f"Scheduled for {self.scheduled_for:%Y-%m-%d %H:%M} UTC")
+        progress.publish(
+            self, f"Scheduled for {format_school_time(self.scheduled_for)}"
+        )
 
     @classmethod
     def active(cls) -> UpdateRun | None:
@@ -439,7 +442,7 @@ class UpdateRun(progress.TrackedProgress):
         self.error_code = self.error_message = ""
         self._move(
             self.State.SCHEDULED,
-            f"Settings given; scheduled for {at:%Y-%m-%d %H:%M} UTC",
+            f"Settings given; scheduled for {format_school_time(at)}",
             extra_fields=("scheduled_for", "error_code", "error_message"),
         )
 
@@ -476,7 +479,8 @@ class UpdateRun(progress.TrackedProgress):
         self.error_message = reason
         self._move(
             self.State.SCHEDULED,
-            f"Transient failure, retrying at {next_retry_at:%Y-%m-%d %H:%M} UTC: {reason}",
+            f"Transient failure, retrying at {format_school_time(next_retry_at)}: "
+            f"{reason}",
             extra_fields=("next_retry_at", "error_message"),
         )
 

@@ -26,7 +26,6 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -43,6 +42,12 @@ from updates.models import (
     UpdateRun,
 )
 
+# The school's clock is its own module (the models use it); callers keep
+# finding it here too.
+from updates.school_time import SCHOOL_TIME_FORMAT as SCHOOL_TIME_FORMAT
+from updates.school_time import format_school_time as format_school_time
+from updates.school_time import school_zone
+
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "updates.execute_run"
@@ -52,20 +57,6 @@ SEARCH_DAYS = 120
 
 class SchedulingError(Exception):
     """A time cannot be used as asked (a DST gap, no window); the message says why."""
-
-
-def school_zone() -> ZoneInfo:
-    return ZoneInfo(settings.UPDATES_SCHOOL_TIME_ZONE)
-
-
-SCHOOL_TIME_FORMAT = "%a %d %b %Y, %H:%M %Z"
-
-
-def format_school_time(moment: datetime | None, fmt: str = SCHOOL_TIME_FORMAT) -> str:
-    """An aware time as the school reads it: ``Mon 30 Nov 2026, 22:00 GMT``."""
-    if moment is None:
-        return "-"
-    return moment.astimezone(school_zone()).strftime(fmt)
 
 
 # ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ class EnforcementState:
         """What the CLMS app and the pages tell users, in one sentence or two."""
         if self.release is None or self.deadline is None:
             return f"CLMS {self.installed_version} has no pending critical update."
-        when = f"{self.deadline:%Y-%m-%d %H:%M} UTC"
+        when = format_school_time(self.deadline)
         if self.blocked:
             return (
                 f"CLMS is blocked: the critical update to {self.release.version} was "
@@ -54,7 +54,7 @@ class EnforcementState:
             return (
                 f"The critical update to {self.release.version} was due by {when}; an "
                 f"emergency override keeps CLMS usable until "
-                f"{self.override.expires_at:%Y-%m-%d %H:%M} UTC. Apply the update "
+                f"{format_school_time(self.override.expires_at)}. Apply the update "
                 "before then."
             )
         return (

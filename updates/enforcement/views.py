@@ -24,6 +24,7 @@ from clms_updates.permissions import admin_required, is_school_admin, viewer_req
 from updates import actions, scheduling
 from updates.enforcement.state import enforcement_state
 from updates.models import EmergencyOverride
+from updates.school_time import format_school_time
 
 
 class OverrideForm(forms.Form):
@@ -109,7 +110,7 @@ def overrides(request: HttpRequest) -> HttpResponse:
                 messages.warning(
                     request,
                     f"Emergency override granted until "
-                    f"{override.expires_at:%Y-%m-%d %H:%M} UTC. Apply the critical "
+                    f"{format_school_time(override.expires_at)}. Apply the critical "
                     "update before then.",
                 )
                 return redirect("updates:enforcement")
