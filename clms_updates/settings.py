@@ -8,6 +8,7 @@ A bad value stops start-up with ``ImproperlyConfigured`` naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import warnings
 from datetime import timedelta
@@ -323,6 +324,28 @@ HEALTHZ_TIMEOUT = envint("HEALTHZ_TIMEOUT", "2", minimum=1)
 
 DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 
+# GET /metrics (Prometheus): for a scraper with the token, or one calling from
+# these networks (CIDR; loopback by default).
+METRICS_TOKEN = envstr("METRICS_TOKEN", "")
+try:
+    METRICS_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(n, strict=False)
+        for n in envlist("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+    ]
+except ValueError as e:
+    raise ImproperlyConfigured(
+        f"METRICS_ALLOWED_NETWORKS: {e}; give networks like 10.0.0.0/8,127.0.0.1/32"
+    ) from None
+METRICS_COLLECTORS = [
+    *(
+        ["updates.metrics.SchoolCollector", "backups.metrics.BackupCollector"]
+        if SCHOOL_ROLE_ENABLED
+        else []
+    ),
+    *(["vendor_server.metrics.VendorCollector"] if VENDOR_ROLE_ENABLED else []),
+]
+
+
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
 )
@@ -368,7 +391,7 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
     # /healthz is probed over plain HTTP inside the compose network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 # ---------------------------------------------------------------------------
 # Vendor server (app vendor_server)
