@@ -127,6 +127,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "clms_updates.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves /static/ from the ASGI server itself (collected files in
     # production, the source folders while DEBUG is on).
@@ -240,6 +241,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The worker logs through LOGGING (plain or JSON, with the run's context).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "false")
 
@@ -361,13 +364,32 @@ ADMIN_EMAILS = envlist("ADMIN_EMAILS", "")
 LOG_LEVEL = envchoice(
     "LOG_LEVEL", "info", ("debug", "info", "warning", "error")
 ).upper()
+# plain: one line a record; json: one JSON object a record, for a log
+# collector. Both carry what the line is about (run_id, release, step, school:
+# clms_updates.logcontext).
+LOG_FORMAT = envchoice("LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"context": {"()": "clms_updates.logcontext.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(run_id)s "
+            "%(release)s %(step)s %(school)s",
+            "rename_fields": {"asctime": "time", "levelname": "level"},
+        },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -707,3 +729,19 @@ UPDATES_MIGRATION_TIMEOUT_SECONDS = envint(
 UPDATES_RUN_LEASE_SECONDS = envint("UPDATES_RUN_LEASE_SECONDS", "30", minimum=2)
 # After this many take-overs a changed run is rolled back instead of resumed.
 UPDATES_MAX_RESUMES = envint("UPDATES_MAX_RESUMES", "2", minimum=0)
+
+# ---------------------------------------------------------------------------
+# Error tracking: off unless SENTRY_DSN is set; secrets are scrubbed first
+# ---------------------------------------------------------------------------
+
+SENTRY_DSN = envstr("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = os.environ.get("SENTRY_ENVIRONMENT", f"clms-{CLMS_ROLE}")
+if SENTRY_DSN:
+    from clms_updates import errortracking
+
+    errortracking.init(
+        SENTRY_DSN,
+        config=globals(),
+        environment=SENTRY_ENVIRONMENT,
+        release=f"clms-updates@{AGENT_VERSION}",
+    )

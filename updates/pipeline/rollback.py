@@ -24,6 +24,7 @@ import docker
 from backups import operations as backups
 from backups.errors import BackupError
 from clms_updates import composecli as cli
+from clms_updates import logcontext
 from clms_updates.actions import Actor
 from updates import runtime
 from updates.compose import project, stack, standing, targets
@@ -91,6 +92,7 @@ def _data_needs_restore(ctx: Context) -> bool:
 
 def _run_step(ctx: Context, step: Step) -> None:
     position = ROLLBACK_POSITIONS[step.name]
+    logcontext.set_field("step", step.name)
     begin_step(ctx.run, step.name, step.message, percent=position.start_percent)
     try:
         detail = step.run(ctx)

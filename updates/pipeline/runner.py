@@ -15,7 +15,7 @@ import time
 
 from django.conf import settings
 
-from clms_updates import progress
+from clms_updates import logcontext, progress
 from clms_updates.manifest import HealthCheck
 from clms_updates.notify import notify
 from updates import scheduling
@@ -83,7 +83,10 @@ def take_over(run_id: int, owner: str | None = None) -> bool:
 
 def drive(run: UpdateRun, *, owner: str | None = None, resumed: bool = False) -> None:
     """Run every step not done yet, or the rollback; then finish the run."""
-    with Lease(run, owner) as lease:
+    with (
+        logcontext.bind(run_id=run.pk, release=run.to_version),
+        Lease(run, owner) as lease,
+    ):
         try:
             _drive(run, lease, resumed=resumed)
         except LeaseLost:
@@ -184,6 +187,7 @@ def _resume_allowed(ctx: Context) -> bool:
 
 def _run_step(ctx: Context, name: str) -> None:
     position = UPDATE_POSITIONS[name]
+    logcontext.set_field("step", name)
     ctx.position = position
     ctx.step_started = time.monotonic()
     begin_step(

@@ -12,7 +12,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from clms_updates import guessing
+from clms_updates import guessing, logcontext
 from vendor_server import fastpath
 from vendor_server.schools import KeyOwner, owner_of_key
 
@@ -68,6 +68,7 @@ class SchoolKeyAuthentication(BaseAuthentication):
                     "code": "revoked_key",
                 }
             )
+        logcontext.set_field("school", owner.school_id)
         # The throttle counter and the check-in are batched together (see
         # fastpath); the throttle class then only compares the count.
         throttle = SchoolRateThrottle.current()
