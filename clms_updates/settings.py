@@ -727,6 +727,9 @@ UPDATES_MIGRATION_TIMEOUT_SECONDS = envint(
 # A run whose worker has not written a heartbeat for this long is taken over
 # by the next worker that starts (the worker was killed or the host rebooted).
 UPDATES_RUN_LEASE_SECONDS = envint("UPDATES_RUN_LEASE_SECONDS", "30", minimum=2)
+# After a successful update, untag the images of releases older than the one
+# just left (that one stays for a rollback); an image in use always stays.
+UPDATES_REMOVE_OLD_IMAGES = envbool("UPDATES_REMOVE_OLD_IMAGES", "true")
 # After this many take-overs a changed run is rolled back instead of resumed.
 UPDATES_MAX_RESUMES = envint("UPDATES_MAX_RESUMES", "2", minimum=0)
 

@@ -7,6 +7,7 @@ running it once. A failure here rolls back (see ``rollback``).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ import docker
 from django.conf import settings
 
 from clms_updates import composecli as cli
+from clms_updates.manifest import ManifestError
 from updates import runtime
 from updates.compose import project, stack, standing, targets
 from updates.models import AgentState, AvailableRelease, UpdateRun
@@ -22,6 +24,9 @@ from updates.pipeline.context import Context
 from updates.pipeline.errors import StepFailed
 from updates.pipeline.plan import update_being_undone
 from updates.pipeline.records import save_checkpoint
+from updates.runtime import cleanup
+
+logger = logging.getLogger(__name__)
 
 # How often a wait for health says where it stands (each probe is ~0.3 s).
 WAIT_REPORT_SECONDS = 5.0
@@ -211,9 +216,37 @@ def commit(ctx: Context) -> str:
             AvailableRelease.objects.filter(pk=source.release_id).update(
                 rolled_back=True, rolled_back_at=ctx.run.started_at
             )
+    cleaned = remove_old_images(ctx)
     if found:
-        return f"CLMS {ctx.plan.to_version} installed; drift found: {'; '.join(found)}"
+        return (
+            f"CLMS {ctx.plan.to_version} installed; drift found: {'; '.join(found)}; "
+            f"{cleaned}"
+        )
     return (
         f"CLMS {ctx.plan.to_version} installed; `docker compose up -d` on the project "
-        "now changes nothing"
+        f"now changes nothing; {cleaned}"
     )
+
+
+def remove_old_images(ctx: Context) -> str:
+    """The images of releases older than the one just left go (that one stays,
+    for a rollback). Never fails the run: a clean-up that cannot run says why."""
+    if not settings.UPDATES_REMOVE_OLD_IMAGES:
+        return "old images kept (UPDATES_REMOVE_OLD_IMAGES=false)"
+    keep_versions = {ctx.plan.to_version, ctx.run.from_version}
+    keep = set(ctx.plan.images.values())
+    old: set[str] = set()
+    for release in AvailableRelease.objects.all():
+        try:
+            references = {image.reference for image in release.manifest().images}
+        except ManifestError:
+            continue
+        if release.version in keep_versions:
+            keep |= references
+        else:
+            old |= references
+    try:
+        return cleanup.remove_unused(ctx.client, old, keep=keep).summary()
+    except (docker.errors.DockerException, StepFailed) as e:
+        logger.warning("Old images were not removed: %s", e)
+        return f"old images not removed ({e})"

@@ -211,3 +211,31 @@ def test_a_one_off_still_running_after_a_crash_is_waited_for_not_repeated(
 
     assert result.exit_code == 7
     assert "first run" in result.log_tail
+
+
+@pytest.mark.services
+@pytest.mark.docker
+def test_old_release_images_go_unless_kept_or_used_by_a_container(engine):
+    """Images pulled by digest only, as a school has them: the old one is
+    deleted (its bytes freed), one a container uses and one kept stay."""
+    from updates.runtime import cleanup
+
+    registry = os.environ["CLMS_TEST_REGISTRY"]
+    old, used, kept = (_push_random_image(engine, registry, 400_000) for _ in range(3))
+    for reference in (old, used, kept):
+        runtime.pull_by_digest(engine, reference)
+    container = engine.containers.create(used, command=["/blob"])
+    try:
+        cleaned = cleanup.remove_unused(engine, [old, used, kept], keep=[kept])
+        assert cleaned.removed == [old]
+        assert cleaned.in_use == [used]
+        assert cleaned.freed_bytes >= 400_000
+        assert "removed 1 image(s)" in cleaned.summary()
+        with pytest.raises(docker.errors.ImageNotFound):
+            engine.images.get(old)
+        engine.images.get(used)
+        engine.images.get(kept)
+    finally:
+        container.remove(force=True)
+        for reference in (used, kept):
+            engine.images.remove(reference, force=True)
