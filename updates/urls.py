@@ -17,6 +17,7 @@ urlpatterns = [
     path("banner/dismiss/", manager.dismiss_banner, name="dismiss_banner"),
     path("settings/", manager.save_settings, name="settings"),
     path("agent/update/", manager.update_agent, name="update_agent"),
+    path("support-bundle/", manager.support_bundle, name="support_bundle"),
     path("runs/<int:run_id>/", runs.run_detail, name="run"),
     path("runs/<int:run_id>/cancel/", runs.cancel, name="cancel"),
     path("runs/<int:run_id>/start-now/", runs.start_now, name="start_now"),

@@ -2,7 +2,7 @@
 
 Checking for updates, scanning the offline folder, fetching a bundle from the
 LAN mirror, replacing the maintenance windows or blackouts, and hiding a
-release's banner. Each is audited when a person asks for it.
+release's banner, taking a support bundle. Each is audited when a person asks for it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from clms_updates import audit
 from clms_updates import composecli as cli
 from clms_updates.actions import ActionRefused, Actor
 from clms_updates.manifest import ManifestError
-from updates import checking, runtime, scheduling
+from updates import checking, runtime, scheduling, support
 from updates.actions import rules
 from updates.actions.runs import cancel_run, start_if_due
 from updates.actions.selfupdate import plan_critical_agent_update
@@ -340,3 +340,12 @@ def _resume_waiting_run(layout: project.Layout, now: datetime) -> None:
     run.resume_after_input(at)
     scheduling.plan_trigger(run, at)
     start_if_due(run, now)
+
+
+def make_support_bundle(*, actor: Actor) -> tuple[str, bytes]:
+    """The support bundle for the vendor (``updates.support``), audited: who took
+    a copy of the installation's state, and how big it was."""
+    rules.require_admin(actor)
+    name, data = support.build()
+    audit.record("updates.support_bundle", actor=actor, target=name, size=len(data))
+    return name, data

@@ -228,3 +228,15 @@ def update_agent(request: HttpRequest) -> HttpResponse:
         return redirect(reverse("updates:manager") + "#agent-update")
     messages.success(request, f"Updating CLMS Updates to {version}.")
     return redirect("updates:run", run_id=run.pk)
+
+
+@require_POST
+@admin_required
+def support_bundle(request: HttpRequest) -> HttpResponse:
+    """Download the support bundle (secrets removed) to send to the vendor."""
+    name, data = actions.make_support_bundle(
+        actor=Actor.from_request(request, VIA_PAGE)
+    )
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
