@@ -214,3 +214,28 @@ def test_check_ins_are_buffered_then_flushed_without_a_write_per_request(
     checkin = CheckIn.objects.get()
     assert (checkin.clms_version, checkin.agent_version) == ("1.0.0", "0.9.0")
     assert checkins.flush_checkins() == 0
+
+
+def test_a_flush_writes_every_school_in_batches_and_keeps_versions_not_sent(
+    monkeypatch,
+) -> None:
+    """Many schools in one flush (more than a batch); a poll without versions
+    changes only when the school was seen."""
+    monkeypatch.setattr(checkins, "BATCH", 2)
+    schools = [make_school()[0] for _ in range(5)]
+    School.objects.filter(pk=schools[0].pk).update(
+        current_version="1.0.0", agent_version="0.9.0"
+    )
+    for n, school in enumerate(schools):
+        checkins.record_checkin(school.pk, "" if n == 0 else f"1.{n}.0", "")
+    assert checkins.flush_checkins() == 5
+    first = School.objects.get(pk=schools[0].pk)
+    assert (first.current_version, first.agent_version) == ("1.0.0", "0.9.0")
+    assert first.last_seen is not None
+    assert [
+        s.current_version
+        for s in School.objects.filter(pk__in=[s.pk for s in schools[1:]]).order_by(
+            "pk"
+        )
+    ] == ["1.1.0", "1.2.0", "1.3.0", "1.4.0"]
+    assert CheckIn.objects.count() == 5
