@@ -127,6 +127,7 @@ def test_the_progress_page_follows_a_run_live_through_reload_and_reconnect(
     page = open_page(browser, server, school_admin)
     page.goto(f"{server.url}/updates/runs/{run.pk}/")
     expect(page.get_by_test_id("connection")).to_have_text("Live")
+    expect(page.get_by_test_id("update-banner")).to_have_count(1)
     page.evaluate("window.__notReloaded = true")
 
     publish(run, "Pulling app image (12 MB)", step="fetch", percent=30, eta_seconds=45)
@@ -168,6 +169,8 @@ def test_the_progress_page_follows_a_run_live_through_reload_and_reconnect(
     expect(page.get_by_test_id("run-state")).to_have_text("Succeeded")
     expect(page.get_by_test_id("connection")).to_contain_text("Finished")
     expect(page.locator("#run-done")).to_be_visible()
+    # The banner offering 1.0.1 was true when the page loaded; not any more.
+    expect(page.get_by_test_id("update-banner")).to_have_count(0)
     expect(page.locator('[data-step="commit"]')).to_have_attribute("data-state", "done")
     shots(page, "08-progress-succeeded")
 

@@ -161,6 +161,14 @@
     $("run-waiting").hidden = p.state !== "waiting";
     var cancel = $("run-cancel");
     if (cancel) cancel.hidden = p.state !== "scheduled"; // only a run not yet started
+    var startNow = $("run-start-now");
+    if (startNow) startNow.hidden = p.state !== "scheduled";
+    if (p.state === "succeeded" && root.getAttribute("data-kind") === "update") {
+      // The banner offering the version just installed is no longer true.
+      document.querySelectorAll('[data-testid="update-banner"]').forEach(function (banner) {
+        if (banner.getAttribute("data-version") === root.getAttribute("data-to")) banner.remove();
+      });
+    }
     if (p.state === "waiting") $("run-waiting-text").textContent = p.message;
     if (p.state === "failed" && $("run-error") && !$("run-error").textContent) {
       $("run-error").textContent = p.message;
