@@ -209,11 +209,13 @@ class _TrickleHandler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(10 * 1024 * 1024))
         self.end_headers()
+        # 1 KiB every 0.2 s: 5 KiB/s, far below the test's minimum, yet often
+        # enough that no single read waits out the 1 s socket timeout.
         try:
-            for _ in range(600):
+            for _ in range(3000):
                 self.wfile.write(b"\0" * 1024)
                 self.wfile.flush()
-                time.sleep(1)
+                time.sleep(0.2)
         except OSError:
             pass
 
