@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from rest_framework import authentication, exceptions
@@ -26,3 +27,16 @@ class TokenAuthentication(authentication.TokenAuthentication):
         except exceptions.AuthenticationFailed:
             guessing.failed(request, guessing.API_TOKEN)
             raise
+
+
+def bearer_token(request: Any) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header, or ``""``."""
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.startswith("Bearer ") else ""
+
+
+def token_is_one_of(given: str, tokens: list[str] | tuple[str, ...]) -> bool:
+    """``given`` equals one of ``tokens``, compared in constant time."""
+    return bool(given) and any(
+        hmac.compare_digest(given.encode(), token.encode()) for token in tokens if token
+    )

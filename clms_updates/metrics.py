@@ -10,7 +10,6 @@ process answers the same figures without shared counters. Only a scraper with
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from collections.abc import Iterable
 
@@ -22,6 +21,8 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
+from clms_updates.authentication import bearer_token, token_is_one_of
+
 REFUSED = (
     "Metrics are for a scraper with METRICS_TOKEN (Authorization: Bearer <token>) "
     "or one calling from METRICS_ALLOWED_NETWORKS.\n"
@@ -30,10 +31,7 @@ REFUSED = (
 
 def allowed(request: HttpRequest) -> bool:
     """The scraper sent the token, or calls from an allowed network."""
-    token = settings.METRICS_TOKEN
-    header = request.headers.get("Authorization", "")
-    given = header[7:].strip() if header.startswith("Bearer ") else ""
-    if token and given and hmac.compare_digest(given.encode(), token.encode()):
+    if token_is_one_of(bearer_token(request), [settings.METRICS_TOKEN]):
         return True
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))

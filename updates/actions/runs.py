@@ -240,6 +240,23 @@ def start_if_due(run: UpdateRun, now: datetime) -> None:
         queue_on_commit(RUN_TASK, run.pk, countdown=wait or None)
 
 
+def _scheduled_run(run_id: int, doing: str, *, kind: str | None = None) -> UpdateRun:
+    """The scheduled run ``run_id``, locked for this transaction, or refused."""
+    run = UpdateRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None or (kind is not None and run.kind != kind):
+        raise ActionRefused(
+            f"There is no run {run_id}.", code="unknown_run", field="run"
+        )
+    if run.state != UpdateRun.State.SCHEDULED:
+        raise ActionRefused(
+            f"Run {run.pk} is {run.get_state_display().lower()}; only a scheduled "
+            f"run can be {doing}.",
+            code="not_scheduled",
+            conflict=True,
+        )
+    return run
+
+
 def cancel_run(
     run_id: int, *, actor: Actor, reason: str = "", code: str = "cancelled"
 ) -> UpdateRun:
@@ -250,18 +267,7 @@ def cancel_run(
     """
     rules.require_admin(actor)
     with transaction.atomic():
-        run = UpdateRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None:
-            raise ActionRefused(
-                f"There is no run {run_id}.", code="unknown_run", field="run"
-            )
-        if run.state != UpdateRun.State.SCHEDULED:
-            raise ActionRefused(
-                f"Run {run.pk} is {run.get_state_display().lower()}; only a scheduled "
-                "run can be cancelled.",
-                code="not_scheduled",
-                conflict=True,
-            )
+        run = _scheduled_run(run_id, "cancelled")
         run.cancel(reason, code=code)
         scheduling.drop_trigger(run)
         detail = {"version": run.to_version}
@@ -282,20 +288,7 @@ def start_now(run_id: int, *, actor: Actor, now: datetime | None = None) -> Upda
     rules.require_admin(actor)
     now = rules.now_or(now)
     with transaction.atomic():
-        run = UpdateRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.kind != UpdateRun.Kind.UPDATE:
-            raise ActionRefused(
-                f"There is no scheduled update {run_id}.",
-                code="unknown_run",
-                field="run",
-            )
-        if run.state != UpdateRun.State.SCHEDULED:
-            raise ActionRefused(
-                f"Run {run.pk} is {run.get_state_display().lower()}; only a scheduled "
-                "run can be started now.",
-                code="not_scheduled",
-                conflict=True,
-            )
+        run = _scheduled_run(run_id, "started now", kind=UpdateRun.Kind.UPDATE)
         release = rules.require_release(run.to_version)
         force = release.rolled_back and run.forced
         cancel_run(run.pk, actor=actor, reason="started now instead")

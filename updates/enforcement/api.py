@@ -13,7 +13,6 @@ Mounted under ``/api/updates/`` (see ``urlpatterns``):
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clms_updates.actions import VIA_API, Actor
+from clms_updates.authentication import bearer_token, token_is_one_of
 from clms_updates.permissions import is_school_viewer
 from updates import actions, scheduling
 from updates.api.base import UpdatesAPIView
@@ -47,10 +47,8 @@ class EnforcementReader(BasePermission):
         expected = settings.UPDATES_ENFORCEMENT_TOKEN
         if not expected or is_school_viewer(request.user):
             return True
-        header = request.headers.get("Authorization", "")
-        given = header[7:].strip() if header.startswith("Bearer ") else ""
-        given = given or request.query_params.get("token", "")
-        return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+        given = bearer_token(request) or request.query_params.get("token", "")
+        return token_is_one_of(given, [expected])
 
 
 class EnforcementView(APIView):

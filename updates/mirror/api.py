@@ -10,8 +10,6 @@ answers 404.
 
 from __future__ import annotations
 
-import hmac
-
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
@@ -19,6 +17,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from clms_updates import contract, guessing
+from clms_updates.authentication import bearer_token, token_is_one_of
 from clms_updates.manifest import sha256_hex
 from updates.mirror import serving
 from updates.sources import SignedDocument
@@ -33,19 +32,14 @@ def _authenticate(request: HttpRequest) -> JsonResponse | None:
             "This agent does not serve as a mirror (UPDATES_MIRROR_TOKENS is empty).",
             "mirror_off",
         )
-    header = request.headers.get("Authorization", "")
-    given = (
-        header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-    )
+    given = bearer_token(request)
     try:
         guessing.refuse_if_locked(request, guessing.MIRROR_TOKEN)
     except guessing.TooManyFailures as e:
         answer = contract.error(429, str(e), "too_many_failures")
         answer["Retry-After"] = str(e.minutes * 60)
         return answer
-    if not given or not any(
-        hmac.compare_digest(given.encode(), t.encode()) for t in tokens
-    ):
+    if not token_is_one_of(given, tokens):
         guessing.failed(request, guessing.MIRROR_TOKEN)
         return contract.error(
             401,
