@@ -8,6 +8,8 @@ mirror (``/api/updates/mirror/vendor/api/v1/``) answer an agent the same way:
   alone (``.json.asc``), with an ``ETag`` and ``304 Not Modified``;
 - a bundle file streamed with ``Range`` support (``206`` for a part a
   download resumes from, ``416`` for a range past the end);
+- the root chain after a version as ``{"roots": [{"version", "root",
+  "signature"}]}`` (``roots``), at most ``MAX_ROOTS`` at a time;
 - errors as JSON ``{"detail", "code"}``.
 
 The agent's client (``updates.sources.vendor``) reads exactly these shapes.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,37 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
 CHUNK = 256 * 1024
 FORMS = ("json", "raw", "signature")
+MAX_ROOTS = 50
 
 
 def error(status: int, detail: str, code: str) -> JsonResponse:
     """The contract's error answer."""
     return JsonResponse({"detail": detail, "code": code}, status=status)
+
+
+def roots_after(request: Any) -> int | JsonResponse:
+    """``?after=``: the root version the client holds (0: none); else a 400 answer."""
+    text = request.GET.get("after", "0")
+    if not text.isdigit() or len(text) > 10:
+        return error(
+            400,
+            "after: expected the whole number of the root version you hold (0 for "
+            "none)",
+            "bad_after",
+        )
+    return int(text)
+
+
+def roots(items: Iterable[tuple[int, str, str]]) -> JsonResponse:
+    """The root documents ``(version, text, signature)`` in order."""
+    return JsonResponse(
+        {
+            "roots": [
+                {"version": version, "root": text, "signature": signature}
+                for version, text, signature in list(items)[:MAX_ROOTS]
+            ]
+        }
+    )
 
 
 def not_modified(request: Any, etag: str) -> HttpResponse | None:

@@ -555,6 +555,8 @@ UPDATES_DOWNLOAD_MIN_KIB_PER_SECOND = envint(
     "UPDATES_DOWNLOAD_MIN_KIB_PER_SECOND", "32", minimum=1
 )
 UPDATES_CHANNEL = envchoice("UPDATES_CHANNEL", "stable", ("stable", "beta"))
+# The product this agent installs: a signed document of any other is refused.
+UPDATES_PRODUCT = os.environ.get("UPDATES_PRODUCT", "clms")
 UPDATES_CHECK_INTERVAL_HOURS = envint("UPDATES_CHECK_INTERVAL_HOURS", "6", minimum=1)
 UPDATES_CHECK_JITTER_MINUTES = envint("UPDATES_CHECK_JITTER_MINUTES", "30", minimum=0)
 UPDATES_SCHOOL_TIME_ZONE = os.environ.get("UPDATES_SCHOOL_TIME_ZONE", "Europe/London")

@@ -1,8 +1,8 @@
 """``make test``: the whole suite, in two processes that start their own services.
 
 The agent's self-update tests (``tests/test_e2e_selfupdate.py``) install the
-agent in containers and mostly wait for them; they run beside the rest of
-the suite in a second pytest process with its own PostgreSQL, Redis, Docker
+agent in containers and mostly wait for them; they and the browser tests that
+need no demo stack run beside the rest of the suite in a second pytest process with its own PostgreSQL, Redis, Docker
 engine and registry (``devtools.services``), so the suite takes about as
 long as its longer half. The second half's output is printed after the
 first's, and the run fails if either half fails. With arguments (a subset,
@@ -19,7 +19,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-BESIDE = ["tests/test_e2e_selfupdate.py"]
+BESIDE = [
+    "tests/test_e2e_selfupdate.py",
+    "tests/test_browser_phone.py",
+    "tests/test_browser_updates.py",
+]
 
 
 def _pytest() -> list[str]:
@@ -34,7 +38,7 @@ def main(argv: list[str]) -> int:
         return subprocess.call(command + argv)
     artifacts = Path(os.environ.get("CLMS_ARTIFACTS_DIR", "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
-    log = artifacts / "self-update-tests.log"
+    log = artifacts / "beside-tests.log"
     with log.open("w") as out:
         beside = subprocess.Popen(
             command + BESIDE, stdout=out, stderr=subprocess.STDOUT

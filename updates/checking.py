@@ -33,9 +33,11 @@ from clms_updates.manifest import (
     ManifestError,
     ReleaseIndex,
     check_index_freshness,
+    check_not_equivocating,
     parse_index,
     parse_manifest,
     parse_version,
+    sha256_hex,
 )
 from updates.models import AgentState, AvailableRelease, UpdateCheck
 from updates.releases import channels_for, found_note, notify_admins_once
@@ -47,7 +49,14 @@ from updates.sources import (
     SourceUnavailable,
     configured_sources,
 )
-from updates.trust import CheckRefused, ensure_vendor_keys, verify
+from updates.trust import (
+    INDEX,
+    RELEASE,
+    CheckRefused,
+    ensure_vendor_keys,
+    follow_roots,
+    verify,
+)
 from updates.withdrawal import apply_index
 
 logger = logging.getLogger(__name__)
@@ -215,11 +224,18 @@ def _check_source(
 ) -> None:
     """Steps 1-5 against one source; fills ``check`` or raises why not."""
     ensure_vendor_keys(source)
+    follow_roots(source)
     document = source.fetch_index()
-    verify(document.data, document.signature, "index")
+    verify(document.data, document.signature, "index", role=INDEX)
     index = parse_index(document.data)
     check.index_sequence = index.sequence
+    if index.product != settings.UPDATES_PRODUCT:
+        raise CheckRefused(
+            f"the index is for product {index.product!r}, not {settings.UPDATES_PRODUCT!r} "
+            "(UPDATES_PRODUCT); documents of another product are never installed"
+        )
     check_index_freshness(index, highest_sequence_seen=state.highest_sequence, now=now)
+    remember_index(state, source.name, index, document.data)
     # Only a verified, fresh index moves the replay guard forward, and only it
     # may withdraw releases it no longer lists.
     AgentState.objects.filter(pk=state.pk, highest_sequence__lt=index.sequence).update(
@@ -237,7 +253,10 @@ def _check_source(
     known = AvailableRelease.objects.filter(version=entry.version).first()
     manifest_doc = source.fetch_manifest(entry.version)
     signer = verify(
-        manifest_doc.data, manifest_doc.signature, f"manifest {entry.version}"
+        manifest_doc.data,
+        manifest_doc.signature,
+        f"manifest {entry.version}",
+        role=RELEASE,
     )
     manifest = parse_manifest(manifest_doc.data)
     entry.check_matches(manifest, manifest_doc.data)
@@ -277,6 +296,18 @@ def _check_source(
     check.found_version = release.version
     check.reason = found_note(release, check.reason)
     notify_admins_once(release)
+
+
+def remember_index(
+    state: AgentState, key: str, index: ReleaseIndex, data: bytes
+) -> None:
+    """Refuse equivocation by ``key``'s source, else remember this index's bytes."""
+    digest = sha256_hex(data)
+    seen = dict(state.index_seen or {})
+    check_not_equivocating(index, digest, seen=seen.get(key), source=key)
+    seen[key] = {"sequence": index.sequence, "sha256": digest}
+    state.index_seen = seen
+    AgentState.objects.filter(pk=state.pk).update(index_seen=seen)
 
 
 def _finish(

@@ -16,6 +16,26 @@ from clms_updates.statemachine import StateMachine
 from updates.school_time import format_school_time
 
 
+class TrustedRoot(models.Model):
+    """One accepted version of the vendor's root of trust (``clms_updates.manifest.roles``).
+
+    The chain is kept whole and walked again from the pinned keys before use
+    (``updates.trust.current_root``), so a row changed in the database is refused.
+    """
+
+    version = models.PositiveIntegerField(unique=True)
+    root_json = models.TextField()
+    signature = models.TextField()
+    source = models.CharField(max_length=40, blank=True)
+    accepted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["version"]
+
+    def __str__(self) -> str:
+        return f"root {self.version}"
+
+
 class AgentState(models.Model):
     """The one row of agent-wide state: installed version, replay guard, online state.
 
@@ -26,6 +46,9 @@ class AgentState(models.Model):
 
     installed_version = models.CharField(max_length=64)
     highest_sequence = models.PositiveBigIntegerField(default=0)
+    # Per source (and "agent:" source for the agent's own index): the sequence
+    # and sha256 of the last index accepted, to refuse equivocation.
+    index_seen = models.JSONField(default=dict, blank=True)
     last_check_at = models.DateTimeField(null=True, blank=True)
     last_good_check_at = models.DateTimeField(null=True, blank=True)
     offline = models.BooleanField(default=False)

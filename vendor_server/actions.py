@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from clms_updates import audit
 from clms_updates.actions import ActionRefused, Actor
+from clms_updates.manifest import join_signatures
 from clms_updates.notify import notify
-from vendor_server import indexing, publishing, reporting, rollouts, schools
-from vendor_server.models import Release, School, UpdateReport
+from vendor_server import indexing, publishing, reporting, rollouts, roots, schools
+from vendor_server.models import Release, RootVersion, School, UpdateReport
 from vendor_server.releases import installed_anywhere, sign_release
 
 logger = logging.getLogger(__name__)
@@ -173,6 +174,82 @@ def resign_release(release_id: int, *, actor: Actor) -> Release:
     return release
 
 
+def attach_release_signature(
+    release_id: int, signature: str, *, actor: Actor
+) -> Release:
+    """Store a release manager's signature over the manifest; list it once enough signed.
+
+    The signature is made where the key lives (``sign_release sign``); the
+    server only checks it is a release key's over the stored manifest.
+    """
+    with transaction.atomic():
+        release = _locked(release_id)
+        try:
+            signers = roots.check_release_signature(release, signature)
+        except roots.RootRefused as e:
+            raise ActionRefused(str(e), code="bad_signature") from None
+        release.manifest_signature = join_signatures(
+            [release.manifest_signature, signature]
+        )
+        was_signed = release.release_signed
+        release.release_signed = roots.signed_enough(release)
+        release.save(update_fields=["manifest_signature", "release_signed"])
+        if release.release_signed != was_signed:
+            indexing.bump_sequence()
+        have, needed = roots.release_signers(release)
+        audit.record(
+            "vendor.release.signature_attached",
+            actor=actor,
+            target=str(release),
+            signers=signers,
+            signatures=len(have),
+            needed=needed,
+        )
+    return release
+
+
+def publish_root(data: bytes, signature: str, *, actor: Actor) -> RootVersion:
+    """Store the next root after checking both key sets signed it; re-count releases.
+
+    Releases whose signatures no longer meet the new release threshold leave
+    every index until release managers sign them (``sign_release``).
+    """
+    with transaction.atomic():
+        RootVersion.objects.select_for_update().order_by("-version").first()
+        try:
+            new = roots.check_publishable(data, signature)
+        except roots.RootRefused as e:
+            raise ActionRefused(
+                f"The root was not published: {e}", code="root_refused"
+            ) from None
+        row = RootVersion.objects.create(
+            version=new.version,
+            root_json=data.decode("utf-8"),
+            signature=signature,
+            published_by=actor.username or actor.via,
+        )
+        unlisted: list[str] = []
+        for release in Release.objects.select_for_update():
+            signed = roots.signed_enough(release, new)
+            if signed != release.release_signed:
+                release.release_signed = signed
+                release.save(update_fields=["release_signed"])
+                if not signed:
+                    unlisted.append(str(release))
+        indexing.bump_sequence()
+        audit.record(
+            "vendor.root.published",
+            actor=actor,
+            target=str(row),
+            roles={
+                name: {"keys": list(role.keys), "threshold": role.threshold}
+                for name, role in new.roles.items()
+            },
+            awaiting_signatures=unlisted,
+        )
+    return row
+
+
 def delete_release(release_id: int, *, actor: Actor) -> str:
     """Delete a release nobody has installed; refused otherwise (disable it instead)."""
     with transaction.atomic():
@@ -228,6 +305,26 @@ def create_school(
         )
         audit.record("vendor.school.create", actor=actor, target=school.name)
     return school, key
+
+
+def save_school_changes(school: School, changed: list[str], *, actor: Actor) -> School:
+    """Save a school edited by staff; a new channel changes its index, so the sequence grows.
+
+    Agents refuse other bytes under a sequence they saw (equivocation), so a
+    change of what a school sees always comes with a new sequence.
+    """
+    with transaction.atomic():
+        school.save()
+        if "channel" in changed:
+            indexing.bump_sequence()
+        audit.record(
+            "vendor.school.changed",
+            actor=actor,
+            target=school.name,
+            fields=sorted(changed),
+        )
+    schools.forget_key(school.api_key_hash)
+    return school
 
 
 def rotate_school_key(school_id: int, *, actor: Actor) -> str:

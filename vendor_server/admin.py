@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from clms_updates.actions import VIA_ADMIN, ActionRefused, Actor
-from vendor_server import actions, rollouts, schools
+from vendor_server import actions, rollouts, roots
 from vendor_server.changelog import render_changelog
 from vendor_server.forms import MarkCriticalForm, ReleasePublishForm, SchoolForm
 from vendor_server.models import (
@@ -116,6 +116,7 @@ class ReleaseAdmin(admin.ModelAdmin):
         "published_by",
         "manifest_sha256",
         "signed_at",
+        "release_signatures",
         "signed_manifest",
     )
 
@@ -287,7 +288,22 @@ class ReleaseAdmin(admin.ModelAdmin):
             return "disabled"
         if obj.is_paused:
             return "PAUSED"
+        if not obj.release_signed:
+            return "awaiting release signatures"
         return "live"
+
+    @admin.display(description="release signatures")
+    def release_signatures(self, obj: Release) -> str:
+        signers, needed = roots.release_signers(obj)
+        text = f"{len(signers)} of the {needed} needed"
+        if signers:
+            text += f" ({', '.join(s[-16:] for s in signers)})"
+        if len(signers) < needed:
+            text += (
+                "; release managers sign it where their keys live: "
+                f"manage.py sign_release export {obj.version} …"
+            )
+        return text
 
     @admin.display(description="schools reporting (failed)")
     def report_figures(self, obj: Release) -> str:
@@ -445,8 +461,7 @@ class SchoolAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: School, form: Any, change: bool
     ) -> None:
         if change:
-            super().save_model(request, obj, form, change)
-            schools.forget_key(obj.api_key_hash)
+            actions.save_school_changes(obj, form.changed_data, actor=_actor(request))
             return
         try:
             school, key = actions.create_school(

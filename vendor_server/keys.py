@@ -1,4 +1,4 @@
-"""The vendor signing key: create it, find it, export it, sign with it."""
+"""The vendor's keys: create, find, export, sign with the online key or an offline one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from clms_updates.manifest import sign_detached
+from clms_updates.manifest import join_signatures, sign_detached, split_signatures
 from clms_updates.manifest.signing import gpg_for, normalise_fingerprint
 
 
@@ -57,14 +57,46 @@ def sign(data: bytes) -> str:
     )
 
 
-def export_public_key(fingerprint: str | None = None) -> str:
-    """The armored public key(s): the signing key, or every key in the home."""
-    fingerprints = [fingerprint] if fingerprint else secret_fingerprints()
+def sign_file(
+    path: Path, *, fingerprint: str, gnupghome: Path, passphrase: str = ""
+) -> tuple[Path, int]:
+    """Sign the file's exact bytes with a key in ``gnupghome``; add it to ``<file>.asc``.
+
+    For the keys kept off the server (root keys, release managers): the
+    signature is appended, so several holders sign one after another. Returns
+    the signature file and how many signatures it now holds.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SigningKeyError(f"{path} cannot be read ({e.strerror})") from None
+    signature = sign_detached(
+        data,
+        gnupghome=gnupghome,
+        fingerprint=normalise_fingerprint(fingerprint),
+        passphrase=passphrase or None,
+    )
+    target = path.with_name(path.name + ".asc")
+    existing = target.read_text() if target.exists() else ""
+    joined = join_signatures([existing, signature])
+    target.write_text(joined)
+    return target, len(split_signatures(joined))
+
+
+def export_public_key(
+    fingerprint: str | list[str] | None = None, *, home: Path | None = None
+) -> str:
+    """The armored public key(s): the ones named, or every secret key's in the home."""
+    home = home or gnupg_home()
+    if isinstance(fingerprint, str):
+        fingerprints = [fingerprint]
+    else:
+        fingerprints = list(fingerprint or secret_fingerprints(home))
     if not fingerprints:
         raise SigningKeyError(
-            f"there is no vendor key in {gnupg_home()}; run `manage.py vendor_keygen`"
+            f"there is no vendor key in {home}; run `manage.py vendor_keygen`"
         )
-    armored = str(gpg_for(gnupg_home()).export_keys(fingerprints))
+    armored = str(gpg_for(home).export_keys(fingerprints))
     if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
         raise SigningKeyError(f"the public key {fingerprints} could not be exported")
     return armored

@@ -72,7 +72,7 @@ class School(models.Model):
 class ReleaseQuerySet(models.QuerySet["Release"]):
     def listed(self) -> ReleaseQuerySet:
         """Releases that may appear in an index at all (before channel and rollout)."""
-        return self.filter(enabled=True, paused_at__isnull=True)
+        return self.filter(enabled=True, paused_at__isnull=True, release_signed=True)
 
     def of(self, product: str) -> ReleaseQuerySet:
         return self.filter(product=product)
@@ -119,8 +119,13 @@ class Release(models.Model):
     published_by = models.CharField(max_length=150, blank=True)
     manifest_json = models.TextField(editable=False)
     manifest_sha256 = models.CharField(max_length=64, editable=False)
+    # Every signature over the manifest, armored blocks one after another: the
+    # online key's, and those of release managers attached by ``sign_release``.
     manifest_signature = models.TextField(editable=False)
     signed_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The signatures meet the current root's release threshold; only then is
+    # the release listed (``vendor_server.roots``).
+    release_signed = models.BooleanField(default=True, editable=False)
 
     objects = ReleaseQuerySet.as_manager()
 
@@ -161,6 +166,22 @@ class IndexState(models.Model):
 
     def __str__(self) -> str:
         return f"index #{self.sequence}"
+
+
+class RootVersion(models.Model):
+    """One published version of the root of trust, with its signatures (offline keys)."""
+
+    version = models.PositiveIntegerField(unique=True)
+    root_json = models.TextField()
+    signature = models.TextField()
+    published_at = models.DateTimeField(default=timezone.now)
+    published_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["version"]
+
+    def __str__(self) -> str:
+        return f"root {self.version}"
 
 
 class SignedIndex(models.Model):

@@ -23,7 +23,7 @@ from clms_updates.manifest import (
 )
 from clms_updates.manifest.compose import ProjectDiff, Setting, diff_projects
 from clms_updates.manifest.schema import SourceBuild
-from vendor_server import keys
+from vendor_server import keys, roots
 from vendor_server.models import Outcome, Release
 
 
@@ -105,13 +105,19 @@ def _settings(release: Release) -> tuple[Setting, ...]:
 
 
 def sign_release(release: Release, *, now: datetime | None = None) -> None:
-    """Rebuild and sign the release's manifest onto the row (caller saves)."""
+    """Rebuild and sign the release's manifest onto the row (caller saves).
+
+    The online key's signature alone lists the release only while that key is
+    a release key of the current root; otherwise it waits for ``sign_release``.
+    """
     now = now or timezone.now()
     data = build_manifest(release, signed_at=now).to_bytes()
     release.manifest_signature = keys.sign(data)
     release.manifest_json = data.decode("utf-8")
     release.manifest_sha256 = sha256_hex(data)
     release.signed_at = now
+    # New bytes: release managers' signatures over the old ones no longer count.
+    release.release_signed = roots.signed_enough(release)
 
 
 def installed_anywhere(release: Release) -> bool:

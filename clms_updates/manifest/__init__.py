@@ -8,13 +8,26 @@ roles never import each other: they meet only here and over HTTP.
 - ``schema``: the manifest and index types, canonical JSON, SemVer, parsing.
 - ``signing``: detached GPG signatures and verification against pinned keys.
 - ``freshness``: the replay (sequence) and freeze (expiry) rules.
+- ``roles``: the root document, its roles and thresholds, key rotation.
 """
 
 from clms_updates.manifest.freshness import (
+    EquivocationError,
     ExpiredError,
     ReplayError,
     check_index_freshness,
+    check_not_equivocating,
     check_offline_manifest_fresh,
+)
+from clms_updates.manifest.roles import (
+    Role,
+    RootDocument,
+    check_next_root,
+    implicit_root,
+    join_signatures,
+    parse_root,
+    split_signatures,
+    verify_threshold,
 )
 from clms_updates.manifest.schema import (
     COMPOSE_FORMAT,
@@ -47,6 +60,7 @@ __all__ = [
     "FORMAT_VERSION",
     "BaseImage",
     "Bundle",
+    "EquivocationError",
     "ExpiredError",
     "HealthCheck",
     "Image",
@@ -56,16 +70,25 @@ __all__ = [
     "ReleaseIndex",
     "ReleaseManifest",
     "ReplayError",
+    "Role",
+    "RootDocument",
     "SignatureError",
     "SourceBuild",
     "canonical_json",
     "check_index_freshness",
+    "check_next_root",
+    "check_not_equivocating",
     "check_offline_manifest_fresh",
+    "implicit_root",
     "import_public_keys",
+    "join_signatures",
     "parse_index",
     "parse_manifest",
+    "parse_root",
     "parse_version",
     "sha256_hex",
     "sign_detached",
+    "split_signatures",
     "verify_detached",
+    "verify_threshold",
 ]

@@ -60,6 +60,9 @@ SIGNED_NAMES = (
     CONTENTS_SIGNATURE_NAME,
 )
 KEY_NAME = "vendor-key.asc"
+# The vendor's published roots (``roles``), so an offline school follows key
+# rotations too: {"roots": [{"root": text, "signature": text}, ...]}.
+ROOTS_NAME = "roots.json"
 # The signed documents are small; more than this is refused before reading.
 MAX_SIGNED_DOCUMENT_BYTES = 1024 * 1024
 
@@ -287,6 +290,7 @@ def write_bundle(
     contents_signature: str,
     public_key: str,
     files: Mapping[str, Path],
+    roots: bytes = b"",
 ) -> None:
     """Write the ZIP to ``output`` (a partial file renamed into place when whole)."""
     partial = output.with_name(output.name + ".part")
@@ -296,6 +300,8 @@ def write_bundle(
         out.writestr(CONTENTS_NAME, contents)
         out.writestr(CONTENTS_SIGNATURE_NAME, contents_signature)
         out.writestr(KEY_NAME, public_key)
+        if roots:
+            out.writestr(ROOTS_NAME, roots)
         for name, path in sorted(files.items()):
             out.write(path, name)
     partial.replace(output)

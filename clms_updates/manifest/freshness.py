@@ -5,6 +5,9 @@
   The same sequence again is accepted (polling the unchanged index).
 - Freeze: an index past its ``expires`` is refused, so an attacker cannot keep
   serving a stale index forever.
+- Equivocation: the vendor never changes an index without a new sequence, so
+  a source that serves other bytes under the sequence it served before (one
+  school handed another's view, say) is refused (``check_not_equivocating``).
 - Offline bundles: a bundle travels by hand and may sit on a USB stick for weeks,
   so its manifest's ``expires`` is not enforced as strictly. A bundle is accepted
   until ``expires`` plus a grace period (``UPDATES_OFFLINE_GRACE_DAYS``, default
@@ -47,6 +50,26 @@ def check_index_freshness(
             f"index expired at {format_time(index.expires)} (now {format_time(now)}): the "
             "source serves stale metadata (a freeze attack, or a vendor server that stopped "
             "re-signing); it was refused"
+        )
+
+
+class EquivocationError(ManifestError):
+    """The same sequence came with other bytes: someone shows this school another view."""
+
+
+def check_not_equivocating(
+    index: ReleaseIndex, digest: str, *, seen: dict[str, object] | None, source: str
+) -> None:
+    """Refuse an index whose sequence ``source`` already served with other bytes."""
+    if not seen or seen.get("sequence") != index.sequence:
+        return
+    if seen.get("sha256") != digest:
+        raise EquivocationError(
+            f"{source} served another index under sequence {index.sequence}, which "
+            "it served before with other contents (equivocation): the vendor never "
+            "changes an index without a new sequence, so something between (a "
+            "mirror, a proxy, a stolen key) is showing this school another view. It "
+            "was refused; tell the vendor"
         )
 
 

@@ -117,6 +117,17 @@ def keys(request: HttpRequest) -> HttpResponse:
     return HttpResponse(armored, content_type="text/plain")
 
 
+@require_GET
+def roots(request: HttpRequest) -> HttpResponse:
+    """The roots of trust this agent accepted after ``?after=`` (clients check them again)."""
+    if denied := _authenticate(request):
+        return denied
+    after = contract.roots_after(request)
+    if not isinstance(after, int):
+        return after
+    return contract.roots(serving.mirrored_roots(after))
+
+
 urlpatterns = [
     path("mirror/vendor/api/v1/index", index, name="mirror-index"),
     path(
@@ -130,4 +141,5 @@ urlpatterns = [
         name="mirror-bundle",
     ),
     path("mirror/vendor/api/v1/keys", keys, name="mirror-keys"),
+    path("mirror/vendor/api/v1/roots", roots, name="mirror-roots"),
 ]

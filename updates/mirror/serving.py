@@ -17,6 +17,7 @@ mirror never spreads what it would not install. The cache is bounded by
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -37,12 +38,15 @@ from clms_updates.manifest import (
     sha256_hex,
 )
 from clms_updates.manifest.signing import gpg_for
-from updates.models import AvailableRelease, OfflineBundle
+from updates.models import AvailableRelease, OfflineBundle, TrustedRoot
 from updates.sources import SignedDocument, Source, SourceError, configured_sources
 from updates.sources.vendor import check_url_allowed
 from updates.trust import (
+    INDEX,
+    RELEASE,
     CheckRefused,
     ensure_vendor_keys,
+    follow_roots,
     pinned_fingerprints,
     verify,
 )
@@ -112,9 +116,15 @@ def mirrored_index() -> SignedDocument:
     for source in _upstream_sources():
         try:
             ensure_vendor_keys(source)
+            follow_roots(source)
             document = source.fetch_index()
-            verify(document.data, document.signature, "index")
-            parse_index(document.data)  # clients check replay and expiry
+            verify(document.data, document.signature, "index", role=INDEX)
+            # Clients check replay, expiry and equivocation; a mirror spreads
+            # nothing of another product.
+            if parse_index(document.data).product != settings.UPDATES_PRODUCT:
+                raise CheckRefused(
+                    "upstream's index is for another product than UPDATES_PRODUCT"
+                )
         except (SourceError, CheckRefused, ManifestError) as e:
             problems.append(f"{source.name}: {e}")
             continue
@@ -141,7 +151,12 @@ def mirrored_manifest(version: str) -> SignedDocument:
     for source in _upstream_sources():
         try:
             document = source.fetch_manifest(version)
-            verify(document.data, document.signature, f"manifest {version}")
+            verify(
+                document.data,
+                document.signature,
+                f"manifest {version}",
+                role=RELEASE,
+            )
             if parse_manifest(document.data).version != version:
                 continue
         except (SourceError, CheckRefused, ManifestError):
@@ -149,6 +164,22 @@ def mirrored_manifest(version: str) -> SignedDocument:
         _write_document(stem, document)
         return document
     raise MirrorUnavailable(f"this mirror holds no manifest for CLMS {version}")
+
+
+def mirrored_roots(after: int) -> list[tuple[int, str, str]]:
+    """The roots this agent trusts after version ``after``, upstream followed first.
+
+    Refreshing the index follows upstream's roots, so a client that asks for
+    roots and then the index gets a chain the index verifies against.
+    """
+    # Without upstream, serve what is held; the client checks every root anyway.
+    with contextlib.suppress(MirrorUnavailable):
+        mirrored_index()
+    return list(
+        TrustedRoot.objects.filter(version__gt=after)
+        .order_by("version")
+        .values_list("version", "root_json", "signature")
+    )
 
 
 def mirrored_keys() -> str:

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import zipfile
@@ -45,6 +46,7 @@ from clms_updates.manifest.bundle import (
     MANIFEST_NAME,
     MANIFEST_SIGNATURE_NAME,
     MAX_SIGNED_DOCUMENT_BYTES,
+    ROOTS_NAME,
     SIGNED_NAMES,
     SOURCE_PREFIX,
     BundleContents,
@@ -56,7 +58,14 @@ from updates.offline import extraction
 from updates.offline.errors import BundleRefused
 from updates.releases import channels_for
 from updates.sources import SignedDocument, Source, SourceRefused
-from updates.trust import CheckRefused, ensure_vendor_keys, verify
+from updates.trust import (
+    INDEX,
+    RELEASE,
+    CheckRefused,
+    ensure_vendor_keys,
+    follow_roots,
+    verify,
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ class UnpackedBundle:
 
 
 class _BundleKeys(Source):
-    """The bundle's optional ``vendor-key.asc`` as a key source for ``ensure_vendor_keys``."""
+    """The bundle's optional ``vendor-key.asc`` and ``roots.json`` as a trust source."""
 
     name = "offline bundle"
 
@@ -96,12 +105,37 @@ class _BundleKeys(Source):
         data = extraction.read_small(self.archive, KEY_NAME, MAX_SIGNED_DOCUMENT_BYTES)
         return data.decode("ascii", "replace")
 
+    def fetch_roots(self, after: int) -> list[SignedDocument]:
+        try:
+            self.archive.getinfo(ROOTS_NAME)
+        except KeyError:
+            return []
+        data = extraction.read_small(
+            self.archive, ROOTS_NAME, MAX_SIGNED_DOCUMENT_BYTES
+        )
+        try:
+            items = json.loads(data.decode("utf-8"))["roots"]
+            return [
+                SignedDocument(item["root"].encode("utf-8"), str(item["signature"]))
+                for item in items
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise SourceRefused(
+                f"the bundle's {ROOTS_NAME} is malformed: expected "
+                '{"roots": [{"root": …, "signature": …}]}'
+            ) from None
+
 
 def _ensure_keys(archive: zipfile.ZipFile) -> None:
+    source = _BundleKeys(archive)
     try:
-        ensure_vendor_keys(_BundleKeys(archive))
+        ensure_vendor_keys(source)
     except (CheckRefused, SourceRefused) as e:
         raise BundleRefused(str(e), code="no_vendor_key") from None
+    try:
+        follow_roots(source)
+    except (CheckRefused, SourceRefused) as e:
+        raise BundleRefused(str(e), code="bad_root") from None
 
 
 def limits_from_settings() -> extraction.Limits:
@@ -112,14 +146,16 @@ def limits_from_settings() -> extraction.Limits:
     )
 
 
-def _verify_signed(data: bytes, signature: bytes, what: str) -> str:
+def _verify_signed(data: bytes, signature: bytes, what: str, *, role: str) -> str:
     try:
-        return verify(data, signature.decode("ascii", "replace"), what)
+        return verify(data, signature.decode("ascii", "replace"), what, role=role)
     except CheckRefused as e:
         text = str(e)
         code = "wrong_key" if "not a pinned" in text else "bad_signature"
         if "missing" in text:
             code = "unsigned"
+        if "needs valid signatures" in text:
+            code = "too_few_signatures"
         raise BundleRefused(text, code=code) from None
 
 
@@ -127,6 +163,13 @@ def check_release_rules(manifest: ReleaseManifest, *, now: datetime) -> None:
     """Step 4's version rules: channel, newer than installed, reachable, not expired."""
     installed_text = AgentState.load().installed_version
     installed = parse_version(installed_text, field_name="installed version")
+    if manifest.product != settings.UPDATES_PRODUCT:
+        raise BundleRefused(
+            f"the bundle is a release of {manifest.product!r}, not of "
+            f"{settings.UPDATES_PRODUCT!r} (UPDATES_PRODUCT), which this agent "
+            "installs; documents of another product are never installed",
+            code="product",
+        )
     if manifest.channel not in channels_for(settings.UPDATES_CHANNEL):
         raise BundleRefused(
             f"the bundle is for the {manifest.channel} channel; this installation "
@@ -214,10 +257,16 @@ def unpack_bundle(path: Path, *, now: datetime, work_dir: Path) -> UnpackedBundl
             for name in SIGNED_NAMES
         }
         _verify_signed(
-            read[CONTENTS_NAME], read[CONTENTS_SIGNATURE_NAME], "bundle contents"
+            read[CONTENTS_NAME],
+            read[CONTENTS_SIGNATURE_NAME],
+            "bundle contents",
+            role=INDEX,
         )
         signer = _verify_signed(
-            read[MANIFEST_NAME], read[MANIFEST_SIGNATURE_NAME], "bundle manifest"
+            read[MANIFEST_NAME],
+            read[MANIFEST_SIGNATURE_NAME],
+            "bundle manifest",
+            role=RELEASE,
         )
         try:
             contents = parse_contents(read[CONTENTS_NAME])
@@ -242,7 +291,9 @@ def unpack_bundle(path: Path, *, now: datetime, work_dir: Path) -> UnpackedBundl
             check_release_rules(manifest, now=now)
             listed = {f.path: f for f in contents.files}
             present = {info.filename: info for info in files}
-            unlisted = sorted(set(present) - set(listed) - {*SIGNED_NAMES, KEY_NAME})
+            unlisted = sorted(
+                set(present) - set(listed) - {*SIGNED_NAMES, KEY_NAME, ROOTS_NAME}
+            )
             missing = sorted(set(listed) - set(present) - set(SIGNED_NAMES))
             if unlisted or missing:
                 raise BundleRefused(

@@ -24,11 +24,18 @@ from clms_updates.manifest import (
     parse_manifest,
     parse_version,
 )
-from updates.checking import choose_release
+from updates.checking import choose_release, remember_index
 from updates.models import AgentRelease, AgentState
 from updates.sources import Source
 from updates.sources.vendor import VendorSource
-from updates.trust import CheckRefused, ensure_vendor_keys, verify
+from updates.trust import (
+    INDEX,
+    RELEASE,
+    CheckRefused,
+    ensure_vendor_keys,
+    follow_roots,
+    verify,
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +59,9 @@ def check_agent_releases(
     source = source or VendorSource.from_settings(product=product)
     state = AgentState.load()
     ensure_vendor_keys(source)
+    follow_roots(source)
     document = source.fetch_index()
-    verify(document.data, document.signature, "agent index")
+    verify(document.data, document.signature, "agent index", role=INDEX)
     index = parse_index(document.data)
     if index.product != product:
         raise CheckRefused(
@@ -63,6 +71,7 @@ def check_agent_releases(
     check_index_freshness(
         index, highest_sequence_seen=state.agent_index_sequence, now=now
     )
+    remember_index(state, f"agent:{source.name}", index, document.data)
     AgentState.objects.filter(
         pk=state.pk, agent_index_sequence__lt=index.sequence
     ).update(agent_index_sequence=index.sequence)
@@ -91,7 +100,10 @@ def check_agent_releases(
         return AgentCheck(None, f"CLMS Updates {running} is the newest agent")
     manifest_doc = source.fetch_manifest(entry.version)
     signer = verify(
-        manifest_doc.data, manifest_doc.signature, f"agent manifest {entry.version}"
+        manifest_doc.data,
+        manifest_doc.signature,
+        f"agent manifest {entry.version}",
+        role=RELEASE,
     )
     manifest = parse_manifest(manifest_doc.data)
     entry.check_matches(manifest, manifest_doc.data)

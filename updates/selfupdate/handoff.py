@@ -53,7 +53,7 @@ from updates.pipeline.errors import StepFailed
 from updates.pipeline.lease import Lease
 from updates.pipeline.records import FAILED, begin_step, end_step, save_checkpoint
 from updates.selfupdate import database, project
-from updates.trust import CheckRefused, verify
+from updates.trust import RELEASE, CheckRefused, verify
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ def verified_manifest(run: UpdateRun) -> ReleaseManifest:
             release.manifest_text.encode("utf-8"),
             release.signature,
             f"agent manifest {release.version}",
+            role=RELEASE,
         )
         manifest = release.manifest()
     except (CheckRefused, ManifestError) as e:

@@ -24,6 +24,10 @@ class SourceRefused(SourceError):
     """The source answered, but with something the agent refuses (size, status, scheme)."""
 
 
+class SourceNotFound(SourceRefused):
+    """The source does not have what was asked for (404)."""
+
+
 class SourceRateLimited(SourceError):
     """The source answered 429: it is up, but asks the agent to come back later."""
 
@@ -60,6 +64,14 @@ class Source(ABC):
     def fetch_keys(self) -> str:
         """Armored public key(s) this source offers; trusted only if pinned."""
         raise SourceRefused(f"source {self.name} does not publish keys")
+
+    def fetch_roots(self, after: int) -> list[SignedDocument]:
+        """The signed root documents after version ``after``, in order (unverified).
+
+        A source that publishes none answers an empty list: the agent then
+        keeps the root it has.
+        """
+        return []
 
 
 SourceFactory = Callable[[], Source]

@@ -20,6 +20,7 @@ from updates.sources.base import (
     SignedDocument,
     Source,
     SourceNotConfigured,
+    SourceNotFound,
     SourceRateLimited,
     SourceRefused,
     SourceUnavailable,
@@ -134,6 +135,19 @@ class VendorSource(Source):
     def fetch_keys(self) -> str:
         data, _ = self._get("keys", use_etag=False)
         return data.decode("utf-8", "replace")
+
+    def fetch_roots(self, after: int) -> list[SignedDocument]:
+        try:
+            body = self._get_json(f"roots?{urlencode({'after': after})}")
+        except SourceNotFound:
+            return []  # a server from before roots: the agent keeps its root
+        roots = body.get("roots") if isinstance(body, dict) else None
+        if not isinstance(roots, list):
+            raise SourceRefused(
+                "the vendor's roots answer is malformed: expected JSON with a list "
+                "'roots'"
+            )
+        return [self._signed(item, "root") for item in roots]
 
     # -- HTTP -------------------------------------------------------------
 
@@ -268,7 +282,7 @@ class VendorSource(Source):
                 "ask the vendor for a new key"
             )
         if status == 404:
-            return SourceRefused(f"{url} was not found (404){suffix}")
+            return SourceNotFound(f"{url} was not found (404){suffix}")
         if status == 429:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             return SourceRateLimited(

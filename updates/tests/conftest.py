@@ -94,6 +94,14 @@ class VendorStandIn:
         self.overrides: dict[str, Handler] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.url = ""
+        # Like the real vendor, every publish without an explicit sequence
+        # gets a new one (agents refuse other bytes under a sequence seen).
+        self.sequences = {"clms": 0, AGENT_PRODUCT: 0}
+
+    def _next(self, product: str, sequence: int | None) -> int:
+        chosen = self.sequences[product] + 1 if sequence is None else sequence
+        self.sequences[product] = max(self.sequences[product], chosen)
+        return chosen
 
     def sign(self, data: bytes, home: Path | None = None, fingerprint: str = "") -> str:
         return m.sign_detached(
@@ -106,7 +114,7 @@ class VendorStandIn:
         self,
         manifests: list[m.ReleaseManifest],
         *,
-        sequence: int = 1,
+        sequence: int | None = None,
         index: m.ReleaseIndex | None = None,
         **index_overrides: Any,
     ) -> m.ReleaseIndex:
@@ -114,19 +122,25 @@ class VendorStandIn:
         for manifest in manifests:
             data = manifest.to_bytes()
             self.manifests[manifest.version] = (data.decode(), self.sign(data))
-        index = index or make_index(manifests, sequence=sequence, **index_overrides)
+        index = index or make_index(
+            manifests, sequence=self._next("clms", sequence), **index_overrides
+        )
         data = index.to_bytes()
         self.index = (data.decode(), self.sign(data))
         return index
 
     def publish_agent(
-        self, manifests: list[m.ReleaseManifest], *, sequence: int = 1
+        self, manifests: list[m.ReleaseManifest], *, sequence: int | None = None
     ) -> m.ReleaseIndex:
         """Sign and serve agent releases under the agent's own product."""
         for manifest in manifests:
             data = manifest.to_bytes()
             self.agent_manifests[manifest.version] = (data.decode(), self.sign(data))
-        index = make_index(manifests, sequence=sequence, product=AGENT_PRODUCT)
+        index = make_index(
+            manifests,
+            sequence=self._next(AGENT_PRODUCT, sequence),
+            product=AGENT_PRODUCT,
+        )
         data = index.to_bytes()
         self.agent_index = (data.decode(), self.sign(data))
         return index

@@ -137,6 +137,33 @@ def test_a_replayed_older_index_is_refused(vendor) -> None:
     assert AgentState.load().highest_sequence == 7
 
 
+def test_the_same_sequence_with_other_contents_is_refused_as_equivocation(
+    vendor,
+) -> None:
+    release = make_manifest("1.0.5")
+    index = vendor.publish([release], sequence=7)
+    assert checking.run_check().outcome == OK
+    vendor.publish([release], index=index)  # the same bytes again: polling
+    assert checking.run_check().outcome == OK
+    # Another school's view (the release not listed) under the sequence seen.
+    vendor.publish(
+        [], sequence=7, generated_at=datetime.now(UTC).replace(microsecond=0)
+    )
+    check = checking.run_check()
+    assert check.outcome == REFUSED
+    assert "under sequence 7" in check.reason and "equivocation" in check.reason
+    # Nothing of the other view was applied: the release is not withdrawn.
+    assert AvailableRelease.objects.get(version="1.0.5").withdrawn_at is None
+    vendor.publish([], sequence=8)  # a new sequence may change anything
+    assert checking.run_check().outcome == OK
+
+
+def test_an_index_of_another_product_is_refused(vendor) -> None:
+    vendor.publish([make_manifest("1.1.0")], product="clms-analytics")
+    assert_refused(checking.run_check(), "'clms-analytics'", "UPDATES_PRODUCT")
+    assert not AvailableRelease.objects.exists()
+
+
 def test_an_expired_index_is_refused(vendor) -> None:
     past = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
     vendor.publish(

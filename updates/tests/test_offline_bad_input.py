@@ -13,8 +13,15 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from clms_updates import manifest as m
 from updates import offline
-from updates.models import AgentState, AvailableRelease, OfflineBundle, UpdateRun
+from updates.models import (
+    AgentState,
+    AvailableRelease,
+    OfflineBundle,
+    TrustedRoot,
+    UpdateRun,
+)
 from updates.offline import extraction
 from updates.offline.errors import BundleRefused
 from updates.offline.verifying import unpack_bundle
@@ -227,6 +234,60 @@ def test_a_bundle_for_another_channel_is_refused(agent, vendor_key):
         ),
     )
     assert_refused(agent, "channel", "beta channel")
+
+
+def test_a_bundle_of_another_product_is_refused(agent, vendor_key):
+    image = fake_image()
+    drop(
+        agent,
+        spec(
+            vendor_key,
+            manifest=manifest_for([image], product="clms-analytics"),
+            images=[image],
+        ),
+    )
+    assert_refused(agent, "product", "'clms-analytics'")
+
+
+def _root_one(release_key: tuple[Path, str], signers: list[tuple[Path, str]]) -> bytes:
+    """roots.json holding root 1 (the release role moved to ``release_key``)."""
+    import json
+
+    import gnupg
+
+    home, fingerprint = release_key
+    role = m.Role((fingerprint,), 1)
+    root = m.RootDocument(
+        version=1,
+        created_at=datetime.now(UTC).replace(microsecond=0),
+        roles={"root": role, "release": role, "index": role},
+        public_keys=str(gnupg.GPG(gnupghome=str(home)).export_keys(fingerprint)),
+    )
+    data = root.to_bytes()
+    signature = m.join_signatures(
+        m.sign_detached(data, gnupghome=h, fingerprint=f) for h, f in signers
+    )
+    return json.dumps(
+        {"roots": [{"version": 1, "root": data.decode(), "signature": signature}]}
+    ).encode()
+
+
+def test_a_bundle_carries_the_vendors_roots_and_the_agent_follows_them(
+    agent, vendor_key
+):
+    roots = _root_one(vendor_key, [vendor_key])
+    drop(agent, spec(vendor_key, extra={"roots.json": roots}))
+    offline.scan_offline_folder()
+    assert TrustedRoot.objects.get().source == "offline bundle"
+
+
+def test_a_bundle_whose_root_the_previous_keys_did_not_sign_is_refused(
+    agent, vendor_key, rogue_key
+):
+    roots = _root_one(rogue_key, [rogue_key])  # a rogue "rotation" to its own key
+    drop(agent, spec(vendor_key, extra={"roots.json": roots}))
+    assert_refused(agent, "bad_root", "previous root")
+    assert not TrustedRoot.objects.exists()
 
 
 def test_a_refused_bundle_is_processed_once(agent, vendor_key):

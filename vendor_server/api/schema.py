@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 from vendor_server.api.serializers import PublishSerializer, UpdateReportSerializer
@@ -41,6 +46,23 @@ class SignedManifestSerializer(serializers.Serializer):
 
     manifest = serializers.CharField(help_text="Canonical manifest JSON (UTF-8).")
     signature = serializers.CharField(help_text="Armored detached GPG signature.")
+
+
+class RootsSerializer(serializers.Serializer):
+    # "root" is a Field attribute, so the item is declared inline.
+    roots = inline_serializer(
+        "SignedRoot",
+        fields={
+            "version": serializers.IntegerField(),
+            "root": serializers.CharField(
+                help_text="The canonical root JSON, as signed."
+            ),
+            "signature": serializers.CharField(
+                help_text="Armored detached signatures over `root`, one after another."
+            ),
+        },
+        many=True,
+    )
 
 
 class ReportCreatedSerializer(serializers.Serializer):
@@ -77,6 +99,17 @@ bundle_schema = extend_schema(
 keys_schema = extend_schema(
     summary="The vendor's armored public key(s)",
     responses={(200, "text/plain"): OpenApiTypes.STR},
+)
+roots_schema = extend_schema(
+    summary="The published roots of trust after a version, in order",
+    parameters=[
+        OpenApiParameter(
+            "after",
+            int,
+            description="The root version the agent holds (0: none).",
+        )
+    ],
+    responses={200: RootsSerializer},
 )
 reports_schema = extend_schema(
     summary="Report the outcome of an update attempt",

@@ -32,6 +32,7 @@ urlpatterns = [
     ),
     path("releases/<str:version>/bundle", views.BundleView.as_view(), name="bundle"),
     path("keys", views.KeysView.as_view(), name="keys"),
+    path("roots", views.RootsView.as_view(), name="roots"),
     path("reports", views.ReportsView.as_view(), name="reports"),
     path("staff/releases", views.StaffReleasesView.as_view(), name="staff-releases"),
 ]

@@ -37,6 +37,7 @@ from vendor_server.api.serializers import PublishSerializer, UpdateReportSeriali
 from vendor_server.models import Release
 from vendor_server.publishing import PublishError, ReleaseDraft, preview
 from vendor_server.rollouts import ListedRelease, is_visible
+from vendor_server.roots import published_roots
 from vendor_server.schools import KeyOwner
 
 
@@ -175,6 +176,19 @@ class KeysView(SchoolAPIView):
     @schema.keys_schema
     def get(self, request: Request) -> HttpResponse:
         return HttpResponse(keys.export_public_key(), content_type="text/plain")
+
+
+class RootsView(SchoolAPIView):
+    """GET roots?after=N: the published roots of trust after version N, in order."""
+
+    @schema.roots_schema
+    def get(self, request: Request) -> HttpResponse:
+        after = contract.roots_after(request)
+        if not isinstance(after, int):
+            return after
+        return contract.roots(
+            published_roots(after).values_list("version", "root_json", "signature")
+        )
 
 
 class ReportsView(SchoolAPIView):

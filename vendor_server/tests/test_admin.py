@@ -152,6 +152,30 @@ def test_a_new_school_shows_its_key_once_and_stores_only_the_hash(staff) -> None
     assert "not an IANA time zone" in bad_zone.content.decode()
 
 
+def test_moving_a_school_to_another_channel_gives_its_index_a_new_sequence(
+    staff,
+) -> None:
+    """Agents refuse other bytes under a sequence they saw (equivocation)."""
+    school, _ = make_school()
+    before = indexing.current_sequence()
+    answer = staff.post(
+        f"{SCHOOLS}{school.pk}/change/",
+        {"name": school.name, "time_zone": "UTC", "channel": "beta"},
+    )
+    assert answer.status_code == 302, answer.content.decode()[:500]
+    school.refresh_from_db()
+    assert school.channel == "beta"
+    indexing.forget_local_caches()
+    assert indexing.current_sequence() == before + 1
+    renamed = staff.post(
+        f"{SCHOOLS}{school.pk}/change/",
+        {"name": "Renamed", "time_zone": "UTC", "channel": "beta"},
+    )
+    assert renamed.status_code == 302
+    indexing.forget_local_caches()
+    assert indexing.current_sequence() == before + 1  # what it sees did not change
+
+
 def test_staff_rotate_and_revoke_school_keys(staff) -> None:
     school, key = make_school()
     answer = run_action(staff, SCHOOLS, "rotate_key", school.pk)

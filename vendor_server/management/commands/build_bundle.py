@@ -34,7 +34,7 @@ from clms_updates.manifest.bundle import (
     image_folder,
     write_bundle,
 )
-from vendor_server import keys, registry, sources
+from vendor_server import keys, registry, roots, sources
 from vendor_server.models import Release
 
 CHUNK = 1024 * 1024
@@ -151,6 +151,7 @@ class Command(BaseCommand):
                 contents_signature=contents_signature,
                 public_key=public_key,
                 files=files,
+                roots=roots.chain_document(),
             )
         client.close()
         digest, size = sha256_and_size(output)
