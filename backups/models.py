@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
+from clms_updates.notify import notify
 from clms_updates.progress import TrackedProgress
 from clms_updates.statemachine import StateMachine
 
@@ -164,6 +165,14 @@ class Backup(TrackedProgress):
             reason,
             fields=("failure_reason", "verified_at", "finished_at"),
             step="failed",
+        )
+        transaction.on_commit(
+            lambda: notify(
+                "backup_failed",
+                {"backup": self},
+                key=f"backup {self.pk}",
+                email=False,
+            )
         )
 
 

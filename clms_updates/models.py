@@ -47,3 +47,62 @@ class DeclaredSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.schedule}"
+
+
+class NotificationTarget(models.Model):
+    """Somewhere events are sent besides e-mail: one Apprise URL and the events it wants.
+
+    The URL holds the channel's secret (a webhook token, a bot key), so it is
+    only ever shown with its secrets masked (``clms_updates.notify.masked``).
+    """
+
+    name = models.CharField(max_length=100)
+    url = models.TextField(
+        help_text="An Apprise URL, e.g. ntfy://…, tgram://…, json://…"
+    )
+    events = models.JSONField(default=list, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class NotificationDelivery(models.Model):
+    """One event for one target: sent once per occurrence (``key``), retried until sent."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"  # gave up after the last attempt
+
+    target = models.ForeignKey(
+        NotificationTarget, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.CharField(max_length=64)
+    key = models.CharField(max_length=200)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target", "event", "key"], name="one_delivery_per_occurrence"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.target} ({self.status})"

@@ -2,8 +2,11 @@
 
 A message is an *event* with a context; its subject and body are templates,
 ``notifications/<event>.subject.txt`` and ``notifications/<event>.txt``, in
-the app that raises it. Delivery failures are logged and reported as False,
-never raised: telling someone must not break the work it reports on.
+the app that raises it. It goes by e-mail to ``ADMIN_EMAILS`` and, once per
+occurrence (``key``), to every Apprise target subscribed to the event
+(``clms_updates.notifications``, delivered by a worker). Delivery failures are
+logged and reported as False, never raised: telling someone must not break
+the work it reports on.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
+
+from clms_updates import notifications
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +36,29 @@ def notify(
     event: str,
     context: dict[str, Any],
     *,
+    key: str,
     recipients: Sequence[str] | None = None,
+    email: bool = True,
 ) -> bool:
-    """Send ``event`` to ``recipients`` (default ``ADMIN_EMAILS``).
+    """Send ``event`` by e-mail to ``recipients`` (default ``ADMIN_EMAILS``) and
+    queue it for the subscribed targets, once per ``key`` (the occurrence).
 
-    True when it was delivered or there is nobody to tell; False (logged)
-    when delivery failed, so the caller may try again later.
+    True when the e-mail was delivered or there is nobody to e-mail; False
+    (logged) when it failed, so the caller may try again later (the targets
+    still get the occurrence once). ``email=False``: the targets only (events
+    admins did not get by e-mail before; a ``mailto://`` target brings them).
     """
+    subject, body = render(event, context)
+    try:
+        notifications.queue(event, subject, body, key)
+    except Exception:  # the database is away: the e-mail still goes
+        logger.exception("Could not queue the notification %s for its targets", event)
+    if not email:
+        return True
     to = list(settings.ADMIN_EMAILS if recipients is None else recipients)
     if not to:
-        logger.info("Notification %s: nobody is configured to receive it", event)
+        logger.info("Notification %s: nobody is configured to e-mail it to", event)
         return True
-    subject, body = render(event, context)
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to)
     except Exception:

@@ -64,7 +64,7 @@ class Periodic:
 
     name: str
     task: str
-    role: str  # "school" or "vendor"
+    role: str  # "school", "vendor" or "any" (both roles run it)
     description: str
     setting: str  # the setting (from the environment) that holds the schedule
 
@@ -77,6 +77,13 @@ class Periodic:
 
 
 PERIODIC: tuple[Periodic, ...] = (
+    Periodic(
+        "core: deliver notifications",
+        "core.deliver_notifications",
+        "any",
+        "Send queued notifications to their targets; retry the ones that failed.",
+        "NOTIFICATION_RETRY_MINUTES",
+    ),
     Periodic(
         "updates: periodic check for updates",
         "updates.periodic_check",
@@ -130,7 +137,7 @@ PERIODIC: tuple[Periodic, ...] = (
 
 
 def entries_for_this_role() -> list[Periodic]:
-    roles = {"school"} if settings.SCHOOL_ROLE_ENABLED else set()
+    roles = {"any", "school"} if settings.SCHOOL_ROLE_ENABLED else {"any"}
     if settings.VENDOR_ROLE_ENABLED:
         roles.add("vendor")
     return [p for p in PERIODIC if p.role in roles]

@@ -735,6 +735,10 @@ UPDATES_REMOVE_OLD_IMAGES = envbool("UPDATES_REMOVE_OLD_IMAGES", "true")
 # After this many take-overs a changed run is rolled back instead of resumed.
 UPDATES_MAX_RESUMES = envint("UPDATES_MAX_RESUMES", "2", minimum=0)
 
+# Notification targets (Apprise; added on the Notifications page or in the
+# admin): beat sends what is due and retries failures this often.
+NOTIFICATION_RETRY_MINUTES = envint("NOTIFICATION_RETRY_MINUTES", "1", minimum=1)
+
 # ---------------------------------------------------------------------------
 # Error tracking: off unless SENTRY_DSN is set; secrets are scrubbed first
 # ---------------------------------------------------------------------------

@@ -7,6 +7,14 @@ import socket
 from celery import shared_task
 from django.conf import settings
 
+from clms_updates import notifications
+
+
+@shared_task(name="core.deliver_notifications", ignore_result=True)
+def deliver_notifications() -> int:
+    """Send the notifications that are due (``clms_updates.notifications``)."""
+    return notifications.deliver_due()
+
 
 @shared_task(name="core.ping")
 def ping(nonce: str) -> dict[str, str]:

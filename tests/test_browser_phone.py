@@ -14,6 +14,7 @@ from django.utils import timezone
 from backups.tests.factories import make_backup
 from clms_updates import audit
 from clms_updates.actions import Actor
+from clms_updates.models import NotificationDelivery, NotificationTarget
 from tests.browser_support import (  # noqa: F401 - fixtures used by name
     assert_fits_the_screen,
     browser_fixture,
@@ -36,6 +37,7 @@ PAGES = [
     ("/updates/", "Updates"),
     ("/updates/history/", "History"),
     ("/updates/audit/", "Audit log"),
+    ("/updates/notifications/", "Notifications"),
     ("/updates/enforcement/", "Critical deadline"),
     ("/updates/offline/", "Offline"),
     ("/updates/rollback/", "Roll back"),
@@ -64,6 +66,20 @@ def _a_busy_school() -> UpdateRun:
             scheduled_for=(timezone.now() + timedelta(hours=n)).isoformat(),
             outside_window=True,
         )
+    target = NotificationTarget.objects.create(
+        name="IT team on ntfy, the long name of the group",
+        url="ntfys://user:a-long-secret-password@ntfy.example.org/clms-updates-alerts",
+        events=["run_failed", "release_available", "deadline_warning"],
+    )
+    NotificationDelivery.objects.create(
+        target=target,
+        event="run_failed",
+        key="run 12",
+        subject="CLMS update to 1.0.3 failed (nothing was changed)",
+        body="…",
+        attempts=2,
+        last_error="Failed to send ntfy notification: Connection refused on 443",
+    )
     OfflineBundle.objects.create(
         file_name="clms-update-1.0.3-with-a-long-file-name-from-the-vendor.zip",
         sha256="ab" * 32,

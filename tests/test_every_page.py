@@ -29,6 +29,7 @@ PAGES = [
     "updates:history",
     "updates:rollback",
     "updates:audit",
+    "updates:notifications",
     "updates:enforcement",
     "updates:offline",
     "updates:run",

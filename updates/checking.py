@@ -39,6 +39,7 @@ from clms_updates.manifest import (
     parse_version,
     sha256_hex,
 )
+from clms_updates.notify import notify
 from updates.models import AgentState, AvailableRelease, UpdateCheck
 from updates.releases import channels_for, found_note, notify_admins_once
 from updates.sources import (
@@ -336,6 +337,15 @@ def _finish(
         if check.outcome == UpdateCheck.Outcome.OFFLINE:
             if not state.offline:
                 state.offline_since = now
+                since = now
+                transaction.on_commit(
+                    lambda: notify(
+                        "agent_offline",
+                        {"since": since, "reason": check.reason},
+                        key=f"offline {since.isoformat()}",
+                        email=False,
+                    )
+                )
             state.offline = True
             state.offline_reason = check.reason
         else:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 
+from clms_updates import notifications
 from updates import scheduling
 from updates.models import UpdateRun
 
@@ -133,3 +134,30 @@ class AuditFilterForm(forms.Form):
 
     action = forms.CharField(required=False, max_length=64)
     user = forms.CharField(required=False, max_length=150, label="User")
+
+
+class NotificationTargetForm(forms.Form):
+    """A new notification target: its name, its Apprise URL, the events it wants."""
+
+    name = forms.CharField(max_length=100, help_text="e.g. “IT team on ntfy”")
+    url = forms.CharField(
+        max_length=2000,
+        label="Apprise URL",
+        help_text="ntfy://…, tgram://bot-token/chat-id, slack://…, msteams://…, "
+        "json://host/path (a webhook), mailto://…",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    events = forms.MultipleChoiceField(
+        choices=(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Each occurrence is sent once.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        events = notifications.events_for_this_role()
+        field = self.fields["events"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [(e.name, e.label) for e in events]
+        if not self.is_bound:
+            self.initial["events"] = [e.name for e in events]

@@ -34,7 +34,7 @@ def notify_admins_once(release: AvailableRelease) -> bool:
     if not marked:
         return False
     release.notified_at = now
-    if notify("release_available", {"release": release}):
+    if notify("release_available", {"release": release}, key=release.version):
         return True
     # Delivery failed: unmark so the next check tries again.
     AvailableRelease.objects.filter(pk=release.pk).update(notified_at=None)

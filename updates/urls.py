@@ -4,7 +4,7 @@ from django.urls import include, path
 
 from updates.enforcement import views as enforcement
 from updates.offline import views as offline
-from updates.views import manager, runs
+from updates.views import manager, notifications, runs
 
 app_name = "updates"
 
@@ -24,6 +24,17 @@ urlpatterns = [
     path("history/", runs.history, name="history"),
     path("rollback/", runs.rollback, name="rollback"),
     path("audit/", runs.audit_log, name="audit"),
+    path("notifications/", notifications.targets, name="notifications"),
+    path(
+        "notifications/<int:target_id>/test/",
+        notifications.send_test,
+        name="notification_test",
+    ),
+    path(
+        "notifications/<int:target_id>/remove/",
+        notifications.remove,
+        name="notification_remove",
+    ),
     path("enforcement/", include(enforcement.urlpatterns)),
     path("offline/", include(offline.urlpatterns)),
 ]

@@ -429,10 +429,10 @@ def pause_if_failing(release_id: int) -> bool:
 
 def _tell_staff(release: Release, reason: str, event: str = "rollout_paused") -> None:
     if not settings.VENDOR_STAFF_EMAILS:
-        logger.warning("%s: %s; no VENDOR_STAFF_EMAILS to tell", release, reason)
-        return
+        logger.warning("%s: %s; no VENDOR_STAFF_EMAILS to e-mail", release, reason)
     notify(
         event,
         {"release": release, "reason": reason, "paused_at": timezone.now()},
+        key=f"{release.pk}:{release.paused_at or release.failure_alerted_at}",
         recipients=settings.VENDOR_STAFF_EMAILS,
     )

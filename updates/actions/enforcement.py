@@ -18,6 +18,7 @@ from django.db import transaction
 
 from clms_updates import audit
 from clms_updates.actions import VIA_SCHEDULE, ActionRefused, Actor
+from clms_updates.notify import notify
 from updates.actions import rules
 from updates.actions.runs import cancel_run, schedule_update
 from updates.actions.selfupdate import start_pending_agent_update
@@ -90,6 +91,12 @@ def grant_override(
         override.username,
         override.expires_at,
         text,
+    )
+    notify(
+        "override_granted",
+        {"override": override},
+        key=f"override {override.pk}",
+        email=False,
     )
     return override
 

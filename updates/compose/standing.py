@@ -8,10 +8,13 @@ them. The update manager shows both.
 
 from __future__ import annotations
 
+import hashlib
+
 import docker
 from django.utils import timezone
 
 from clms_updates import composecli as cli
+from clms_updates.notify import notify
 from updates.compose import stack
 from updates.compose.project import Layout
 from updates.models import AgentState
@@ -39,4 +42,11 @@ def record(
     AgentState.objects.filter(pk=state.pk).update(
         drift=found, drift_checked_at=timezone.now(), left_volumes=left
     )
+    if found and found != (state.drift or []):
+        notify(
+            "drift_found",
+            {"drift": found},
+            key=hashlib.sha256("\n".join(found).encode()).hexdigest(),
+            email=False,
+        )
     return found

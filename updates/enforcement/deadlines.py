@@ -94,6 +94,7 @@ def _email_warning(state: EnforcementState, seconds_left: int, hours: int) -> bo
             "threshold": _threshold_words(hours),
             "run": state.scheduled_run,
         },
+        key=f"{state.release.version}:{hours}",
     )
 
 

@@ -98,4 +98,8 @@ def alert_admins(run: UpdateRun) -> None:
     rolled = any(s.get("name", "").startswith("rollback") for s in run.steps)
     if not settings.ADMIN_EMAILS:
         logger.error("Run %s failed and no ADMIN_EMAILS is set to tell", run.pk)
-    notify("run_failed", {"run": run, "rolled": rolled, "log_tail": run.log[-3000:]})
+    notify(
+        "run_failed",
+        {"run": run, "rolled": rolled, "log_tail": run.log[-3000:]},
+        key=f"run {run.pk}",
+    )

@@ -118,6 +118,7 @@ def _drive(run: UpdateRun, lease: Lease, *, resumed: bool) -> None:
             run, f"CLMS {ctx.plan.to_version} is installed and healthy", percent=100
         )
         run.succeed()
+        notify("run_succeeded", {"run": run}, key=f"run {run.pk}", email=False)
     except LeaseLost:
         raise
     except NeedsInput as e:
@@ -227,6 +228,7 @@ def _wait_for_input(run: UpdateRun, step: str, needs: NeedsInput) -> None:
     notify(
         "needs_input",
         {"run": run, "missing": needs.missing, "version": run.to_version},
+        key=f"run {run.pk}",
     )
 
 
