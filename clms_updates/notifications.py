@@ -58,6 +58,7 @@ EVENTS = (
     Event("drift_found", "school", "The running stack was changed by hand"),
     Event("rollout_paused", "vendor", "A rollout was paused"),
     Event("critical_release_failing", "vendor", "A critical release is failing"),
+    Event("schools_silent", "vendor", "Schools have not polled for days"),
 )
 
 

@@ -127,6 +127,13 @@ PERIODIC: tuple[Periodic, ...] = (
         "VENDOR_INDEX_REFRESH_MINUTES",
     ),
     Periodic(
+        "vendor: silent schools",
+        "vendor.tell_silent_schools",
+        "vendor",
+        "Tell staff of schools not seen for VENDOR_SILENT_SCHOOL_DAYS.",
+        "VENDOR_SILENT_CHECK_HOURS",
+    ),
+    Periodic(
         "vendor: flush check-ins",
         "vendor.flush_checkins",
         "vendor",

@@ -459,6 +459,9 @@ VENDOR_PAUSE_FAILURE_PERCENT = envint("VENDOR_PAUSE_FAILURE_PERCENT", "20", mini
 VENDOR_PAUSE_MIN_REPORTS = envint("VENDOR_PAUSE_MIN_REPORTS", "5", minimum=1)
 # Who is emailed when a rollout pauses itself (defaults to ADMIN_EMAILS).
 VENDOR_STAFF_EMAILS = envlist("VENDOR_STAFF_EMAILS", ",".join(ADMIN_EMAILS))
+# Staff are told (notification targets) of schools not seen for this many days.
+VENDOR_SILENT_SCHOOL_DAYS = envint("VENDOR_SILENT_SCHOOL_DAYS", "7", minimum=1)
+VENDOR_SILENT_CHECK_HOURS = envint("VENDOR_SILENT_CHECK_HOURS", "24", minimum=1)
 # Analytics: a school is "not seen" after this many days.
 VENDOR_STALE_DAYS = envint("VENDOR_STALE_DAYS", "7", minimum=1)
 # Demo: the fixed API key `seed_vendor_demo` gives the demo school.

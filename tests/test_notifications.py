@@ -204,3 +204,25 @@ class _FakeRun:
     error_code = "health_failed"
     error_message = "the app never became healthy"
     backup_id = 3
+
+
+def test_vendor_staff_hear_of_silent_schools_once_per_set(webhook) -> None:
+    from vendor_server import actions as vendor
+    from vendor_server.schools import create_school
+
+    _target(webhook.url, ["schools_silent"])
+    now = timezone.now()
+    for name, days in (("North", 10), ("South", 30), ("East", 1)):
+        school, _ = create_school(name)
+        school.last_seen = now - timedelta(days=days)
+        school.save(update_fields=["last_seen"])
+    assert vendor.tell_silent_schools(now=now) == 2
+    assert vendor.tell_silent_schools(now=now) == 2  # the same two: not told again
+    later = now + timedelta(days=7)  # East is silent too now
+    assert vendor.tell_silent_schools(now=later) == 3
+    notifications.deliver_due()
+    assert [m["title"] for m in webhook.received] == [
+        "2 schools not seen for 7 days",
+        "3 schools not seen for 7 days",
+    ]
+    assert "South: last seen" in webhook.received[0]["message"]

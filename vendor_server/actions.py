@@ -9,8 +9,9 @@ the admin, the commands and the API only parse input and call these.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -425,6 +426,34 @@ def pause_if_failing(release_id: int) -> bool:
         pause_release(release.pk, actor=Actor.system(), reason=reason)
         transaction.on_commit(lambda: _tell_staff(release, reason))
     return True
+
+
+def tell_silent_schools(*, now: datetime | None = None) -> int:
+    """Raise "schools_silent" for the schools not seen for VENDOR_SILENT_SCHOOL_DAYS.
+
+    The occurrence is the set of schools: the same silent schools are not
+    told again each day; one more (or one back) is a new occurrence.
+    """
+    now = now or timezone.now()
+    days = settings.VENDOR_SILENT_SCHOOL_DAYS
+    silent = list(
+        School.objects.filter(
+            revoked_at__isnull=True, last_seen__lt=now - timedelta(days=days)
+        )
+        .order_by("last_seen")
+        .values_list("pk", "name", "last_seen")
+    )
+    if not silent:
+        return 0
+    key = hashlib.sha256(",".join(str(pk) for pk, _, _ in sorted(silent)).encode())
+    notify(
+        "schools_silent",
+        {"schools": silent[:50], "count": len(silent), "days": days},
+        key=f"silent {key.hexdigest()}",
+        recipients=settings.VENDOR_STAFF_EMAILS,
+        email=False,
+    )
+    return len(silent)
 
 
 def _tell_staff(release: Release, reason: str, event: str = "rollout_paused") -> None:

@@ -6,7 +6,7 @@ import logging
 
 from celery import Task, shared_task
 
-from vendor_server import checkins, indexing
+from vendor_server import actions, checkins, indexing
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,12 @@ def refresh_index(self: Task) -> bool:
     if refreshed:
         logger.info("Index re-signed at sequence %s", indexing.current_sequence())
     return refreshed
+
+
+@shared_task(name="vendor.tell_silent_schools", ignore_result=True)
+def tell_silent_schools() -> int:
+    """Tell staff of schools whose agents stopped polling (once per set of schools)."""
+    return actions.tell_silent_schools()
 
 
 @shared_task(
