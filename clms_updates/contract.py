@@ -29,6 +29,9 @@ RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
 CHUNK = 256 * 1024
 FORMS = ("json", "raw", "signature")
 MAX_ROOTS = 50
+# An agent that reads channel indexes (format 2) says so in this header; one
+# that does not gets a format 1 index of its own view.
+INDEX_FORMAT_HEADER = "X-CLMS-Index-Format"
 
 
 def error(status: int, detail: str, code: str) -> JsonResponse:

@@ -37,7 +37,9 @@ from clms_updates.manifest import (
     parse_index,
     parse_manifest,
     parse_version,
+    school_token,
     sha256_hex,
+    visible_part,
 )
 from clms_updates.notify import notify
 from updates.models import AgentState, AvailableRelease, UpdateCheck
@@ -237,6 +239,7 @@ def _check_source(
         )
     check_index_freshness(index, highest_sequence_seen=state.highest_sequence, now=now)
     remember_index(state, source.name, index, document.data)
+    index = reached(index, settings.UPDATES_CHANNEL)
     # Only a verified, fresh index moves the replay guard forward, and only it
     # may withdraw releases it no longer lists.
     AgentState.objects.filter(pk=state.pk, highest_sequence__lt=index.sequence).update(
@@ -297,6 +300,27 @@ def _check_source(
     check.found_version = release.version
     check.reason = found_note(release, check.reason)
     notify_admins_once(release)
+
+
+def reached(index: ReleaseIndex, channel: str) -> ReleaseIndex:
+    """Of a channel index, the releases that reached this school; refuse another channel.
+
+    A format 1 index is this school's own view already and is kept whole.
+    """
+    if index.channel is not None and index.channel != channel:
+        raise CheckRefused(
+            f"the index is for the {index.channel} channel; this agent follows "
+            f"{channel}: another channel's index is never used"
+        )
+    return visible_part(index, rollout_token())
+
+
+def rollout_token() -> str:
+    """This school's place in staged rollouts: the token of its vendor API key
+    (the vendor computes the same), else of its mirror token."""
+    return school_token(
+        settings.UPDATES_VENDOR_API_KEY or settings.UPDATES_MIRROR_TOKEN or ""
+    )
 
 
 def remember_index(

@@ -3,10 +3,18 @@
 1. Every change that alters what any school sees calls ``bump_sequence`` inside
    the change's transaction; the new sequence is published to the cache on
    commit, so pollers pick it up with one cache read.
-2. A school's index lists the releases visible to it (``rollouts.is_visible``).
-   Schools with the same visible set share one signed document: it is signed once
-   per (sequence, set) and kept in the process, the cache and ``SignedIndex``, so
-   polling never calls gpg.
+2. An agent that reads format 2 gets the *channel index*
+   (``signed_channel_index``): every listed release of its product and channel
+   with its rollout percent, the same bytes for every school of the channel;
+   the agent keeps what reached it by the shared rule. So a mirror or proxy
+   cannot hand one school another school's view, and a sequence needs one
+   signature per product and channel, however many schools there are.
+3. An older agent (format 1) gets the releases visible to it
+   (``rollouts.is_visible``) in a document of its own view: schools with the
+   same visible set share it, signed once per (sequence, set).
+
+Every document is kept in the process, the cache and ``SignedIndex``, so
+polling never calls gpg.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -25,11 +33,11 @@ from django.utils import timezone
 from clms_updates.manifest import IndexEntry, ReleaseIndex, parse_manifest
 from vendor_server import keys
 from vendor_server.models import IndexState, Release, SignedIndex
-from vendor_server.rollouts import ListedRelease, is_visible
+from vendor_server.rollouts import ListedRelease, is_visible, on_channel
 
 SEQUENCE_CACHE_KEY = "vendor:index:sequence"
 SIGNED_CACHE_PREFIX = "vendor:index:signed:"
-LISTED_CACHE_PREFIX = "vendor:index:listed:"
+LISTED_CACHE_PREFIX = "vendor:index:listed2:"
 
 # Other processes see a new sequence within this many seconds.
 LOCAL_SEQUENCE_TTL = 1.0
@@ -120,10 +128,10 @@ def listed_releases(
     cached = cache.get(key)
     if cached is None:
         cached = [
-            (r.id, r.channel, r.critical, r.rollout_percent)
+            (r.id, r.channel, r.critical, r.rollout_percent, r.product, r.version)
             for r in Release.objects.listed()
             .of(product)
-            .only("id", "channel", "critical", "rollout_percent")
+            .only("id", "channel", "critical", "rollout_percent", "product", "version")
         ]
         cache.set(key, cached, 3600)
     listed = tuple(ListedRelease(*item) for item in cached)
@@ -135,26 +143,51 @@ def listed_releases(
 
 
 def visible_release_ids(
-    school_id: int, channel: str, sequence: int, product: str | None = None
+    school_token: str, channel: str, sequence: int, product: str | None = None
 ) -> list[int]:
-    """Ids of the releases of ``product`` ``school_id`` may see at ``sequence``, sorted."""
+    """Ids of the releases of ``product`` the school may see at ``sequence``, sorted."""
     return sorted(
         r.id
         for r in listed_releases(sequence, product)
-        if is_visible(r, school_id, channel)
+        if is_visible(r, school_token, channel)
     )
 
 
-def signed_index_for(
-    school_id: int, channel: str, product: str | None = None
-) -> SignedDocument:
-    """The signed index of ``product`` for this school, signed once per visible set."""
+def signed_channel_index(channel: str, product: str | None = None) -> SignedDocument:
+    """The format 2 index of ``product`` for every school on ``channel``."""
     product = product or settings.VENDOR_PRODUCT
     sequence = current_sequence()
-    ids = visible_release_ids(school_id, channel, sequence, product)
+    ids = sorted(
+        r.id
+        for r in listed_releases(sequence, product)
+        if on_channel(r.channel, channel)
+    )
+    key = hashlib.sha256(f"channel:{product}:{channel}".encode()).hexdigest()
+    return _document(sequence, key, ids, product, channel=channel)
+
+
+def signed_index_for(
+    school_token: str, channel: str, product: str | None = None
+) -> SignedDocument:
+    """The format 1 index of ``product`` for this school, signed once per visible set."""
+    product = product or settings.VENDOR_PRODUCT
+    sequence = current_sequence()
+    ids = visible_release_ids(school_token, channel, sequence, product)
     release_key = hashlib.sha256(
         f"{product}:{','.join(map(str, ids))}".encode()
     ).hexdigest()
+    return _document(sequence, release_key, ids, product)
+
+
+def _document(
+    sequence: int,
+    release_key: str,
+    ids: list[int],
+    product: str,
+    *,
+    channel: str | None = None,
+) -> SignedDocument:
+    """The signed document for ``release_key`` at ``sequence``: signed once, then kept."""
     found = _local.get((sequence, release_key))
     if found is not None:
         return found
@@ -165,7 +198,7 @@ def signed_index_for(
             sequence=sequence, release_key=release_key
         ).first()
         if row is None:
-            row = _sign_index(sequence, release_key, ids, product)
+            row = _sign_index(sequence, release_key, ids, product, channel)
         cached = (row.index_json, row.signature)
         cache.set(cache_key, cached, 86400)
     text, signature = cached
@@ -180,12 +213,22 @@ def signed_index_for(
 
 
 def _sign_index(
-    sequence: int, release_key: str, ids: list[int], product: str
+    sequence: int,
+    release_key: str,
+    ids: list[int],
+    product: str,
+    channel: str | None = None,
 ) -> SignedIndex:
     state = index_state()
     releases = Release.objects.filter(id__in=ids)
     entries = sorted(
-        (IndexEntry.for_manifest(parse_manifest(r.manifest_bytes)) for r in releases),
+        (
+            replace(
+                IndexEntry.for_manifest(parse_manifest(r.manifest_bytes)),
+                rollout_percent=r.rollout_percent if channel else None,
+            )
+            for r in releases
+        ),
         key=lambda e: e.semver,
     )
     index = ReleaseIndex(
@@ -196,6 +239,7 @@ def _sign_index(
         generated_at=state.generated_at,
         expires=state.expires,
         releases=tuple(entries),
+        channel=channel,
     )
     data = index.to_bytes()
     signature = keys.sign(data)

@@ -37,7 +37,9 @@ def record_report(school_id: int, data: dict[str, Any]) -> tuple[UpdateReport, b
         counted = (
             not rollback
             and release is not None
-            and rollouts.is_visible(rollouts.listed(release), school.pk, school.channel)
+            and rollouts.is_visible(
+                rollouts.listed(release), school.api_key_hash, school.channel
+            )
         )
         report, created = UpdateReport.objects.update_or_create(
             school_id=school_id,

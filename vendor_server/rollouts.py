@@ -5,13 +5,13 @@ The pause itself is an action (``vendor_server.actions.pause_if_failing``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import Count, Q
 
+from clms_updates.manifest.rollout import has_reached
 from vendor_server.models import FAILURE_OUTCOMES, Channel, Release
 
 logger = logging.getLogger(__name__)
@@ -24,27 +24,41 @@ class ListedRelease(NamedTuple):
     channel: str
     critical: bool
     rollout_percent: int
+    product: str
+    version: str
 
 
-def bucket(school_id: int, release_id: int) -> int:
-    """A stable number 0-99 for (school, release): the same on every server, every time."""
-    digest = hashlib.sha256(f"{school_id}:{release_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 100
+def on_channel(release_channel: str, school_channel: str) -> bool:
+    """Beta schools see stable releases too; stable schools only stable ones."""
+    return release_channel != Channel.BETA or school_channel == Channel.BETA
 
 
-def is_visible(release: ListedRelease, school_id: int, school_channel: str) -> bool:
-    """Channel matches (beta schools also see stable); critical, or inside the bucket."""
-    if release.channel == Channel.BETA and school_channel != Channel.BETA:
+def is_visible(release: ListedRelease, school_token: str, school_channel: str) -> bool:
+    """On the school's channel, and critical or reached by the rollout.
+
+    The rollout rule is the shared one (``clms_updates.manifest.rollout``),
+    which agents apply to a channel index themselves.
+    """
+    if not on_channel(release.channel, school_channel):
         return False
-    if release.critical:
-        return True
-    return bucket(school_id, release.id) < release.rollout_percent
+    return has_reached(
+        school_token,
+        release.product,
+        release.version,
+        percent=release.rollout_percent,
+        critical=release.critical,
+    )
 
 
 def listed(release: Release) -> ListedRelease:
     """What visibility needs to know about ``release``."""
     return ListedRelease(
-        release.pk, release.channel, release.critical, release.rollout_percent
+        release.pk,
+        release.channel,
+        release.critical,
+        release.rollout_percent,
+        release.product,
+        release.version,
     )
 
 

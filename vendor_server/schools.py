@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from vendor_server.models import School, hash_api_key, new_api_key
 
-KEY_CACHE_PREFIX = "vendor:apikey:"
+KEY_CACHE_PREFIX = "vendor:apikey2:"
 KEY_CACHE_TTL = 300
 # Each process also keeps lookups this long: a revoked or rotated key may work
 # for up to this many seconds in other server processes.
@@ -25,6 +25,9 @@ class KeyOwner(NamedTuple):
     school_id: int
     channel: str
     revoked: bool
+    # The sha256 of the key: the school's place in staged rollouts
+    # (``clms_updates.manifest.rollout``), which its agent computes too.
+    token: str
 
 
 def create_school(
@@ -95,7 +98,7 @@ def _shared_owner_of_key(key_hash: str) -> KeyOwner | None:
         .first()
     )
     owner = (
-        KeyOwner(school.id, school.channel, school.revoked_at is not None)
+        KeyOwner(school.id, school.channel, school.revoked_at is not None, key_hash)
         if school
         else None
     )

@@ -9,6 +9,7 @@ roles never import each other: they meet only here and over HTTP.
 - ``signing``: detached GPG signatures and verification against pinned keys.
 - ``freshness``: the replay (sequence) and freeze (expiry) rules.
 - ``roles``: the root document, its roles and thresholds, key rotation.
+- ``rollout``: which schools a staged release has reached (both sides).
 """
 
 from clms_updates.manifest.freshness import (
@@ -28,6 +29,11 @@ from clms_updates.manifest.roles import (
     parse_root,
     split_signatures,
     verify_threshold,
+)
+from clms_updates.manifest.rollout import (
+    rollout_bucket,
+    school_token,
+    visible_part,
 )
 from clms_updates.manifest.schema import (
     COMPOSE_FORMAT,
@@ -86,9 +92,12 @@ __all__ = [
     "parse_manifest",
     "parse_root",
     "parse_version",
+    "rollout_bucket",
+    "school_token",
     "sha256_hex",
     "sign_detached",
     "split_signatures",
     "verify_detached",
     "verify_threshold",
+    "visible_part",
 ]

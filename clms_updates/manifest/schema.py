@@ -36,6 +36,11 @@ COMPOSE_FORMAT = 2
 MANIFEST_FORMATS = (FORMAT_VERSION, COMPOSE_FORMAT)
 MANIFEST_KIND = "release-manifest"
 INDEX_KIND = "release-index"
+# Index format 2: one document per product and channel, the same for every
+# school of it; each entry says how far its staged rollout reached and the
+# agent decides by its own bucket (``clms_updates.manifest.rollout``).
+CHANNEL_INDEX_FORMAT = 2
+INDEX_FORMATS = (FORMAT_VERSION, CHANNEL_INDEX_FORMAT)
 CHANNELS = ("stable", "beta")
 
 # repository[:port]/path@sha256:<64 hex>; a tag is not allowed anywhere.
@@ -665,13 +670,15 @@ class IndexEntry:
     critical: bool = False
     force_after: datetime | None = None
     min_version: str | None = None
+    # Format 2 only: the share of schools (0-100) the staged rollout reached.
+    rollout_percent: int | None = None
 
     @property
     def semver(self) -> semver.Version:
         return parse_version(self.version)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "channel": self.channel,
             "critical": self.critical,
             "force_after": format_time(self.force_after) if self.force_after else None,
@@ -680,6 +687,9 @@ class IndexEntry:
             "released_at": format_time(self.released_at),
             "version": self.version,
         }
+        if self.rollout_percent is not None:
+            data["rollout_percent"] = self.rollout_percent
+        return data
 
     @classmethod
     def for_manifest(cls, manifest: ReleaseManifest) -> IndexEntry:
@@ -700,8 +710,17 @@ class IndexEntry:
             data,
             where,
             required={"version", "channel", "manifest_sha256", "released_at"},
-            optional={"critical", "force_after", "min_version"},
+            optional={"critical", "force_after", "min_version", "rollout_percent"},
         )
+        percent = data.get("rollout_percent")
+        if percent is not None and (
+            not isinstance(percent, int)
+            or isinstance(percent, bool)
+            or not 0 <= percent <= 100
+        ):
+            raise ManifestError(
+                f"{where}.rollout_percent: expected a whole number from 0 to 100"
+            )
         parse_version(data["version"], field_name=f"{where}.version")
         if data["channel"] not in CHANNELS:
             raise ManifestError(
@@ -729,6 +748,7 @@ class IndexEntry:
             if data.get("force_after")
             else None,
             min_version=min_version,
+            rollout_percent=percent,
         )
 
     def check_matches(self, manifest: ReleaseManifest, manifest_bytes: bytes) -> None:
@@ -756,6 +776,13 @@ class ReleaseIndex:
     generated_at: datetime
     expires: datetime
     releases: tuple[IndexEntry, ...] = ()
+    # Format 2: the channel every school reading it follows (None: format 1,
+    # a document made for one school's view).
+    channel: str | None = None
+
+    @property
+    def format(self) -> int:
+        return CHANNEL_INDEX_FORMAT if self.channel is not None else FORMAT_VERSION
 
     def __post_init__(self) -> None:
         if (
@@ -770,20 +797,33 @@ class ReleaseIndex:
         versions = [entry.version for entry in self.releases]
         if len(set(versions)) != len(versions):
             raise ManifestError("releases: a version is listed twice")
+        if self.channel is not None and self.channel not in CHANNELS:
+            raise ManifestError(
+                f"channel: {self.channel!r} is not one of {', '.join(CHANNELS)}"
+            )
+        staged = {entry.rollout_percent is not None for entry in self.releases}
+        if staged - {self.channel is not None}:
+            raise ManifestError(
+                "releases: rollout_percent belongs to every entry of a channel index "
+                "(format 2) and to none of a format 1 index"
+            )
 
     def entry(self, version: str) -> IndexEntry | None:
         return next((e for e in self.releases if e.version == version), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "expires": format_time(self.expires),
-            "format": FORMAT_VERSION,
+            "format": self.format,
             "generated_at": format_time(self.generated_at),
             "kind": INDEX_KIND,
             "product": self.product,
             "releases": [entry.to_dict() for entry in self.releases],
             "sequence": self.sequence,
         }
+        if self.channel is not None:
+            data["channel"] = self.channel
+        return data
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_dict())
@@ -802,8 +842,13 @@ class ReleaseIndex:
                 "expires",
                 "releases",
             },
+            optional={"channel"},
         )
-        _expect_format(data, INDEX_KIND, "index")
+        _expect_format(data, INDEX_KIND, "index", formats=INDEX_FORMATS)
+        if (data["format"] == CHANNEL_INDEX_FORMAT) != ("channel" in data):
+            raise ManifestError(
+                "index: a format 2 index names its channel, a format 1 index does not"
+            )
         if not isinstance(data["releases"], list):
             raise ManifestError("releases: expected a list")
         return cls(
@@ -815,6 +860,7 @@ class ReleaseIndex:
                 IndexEntry.from_dict(item, f"releases[{i}]")
                 for i, item in enumerate(data["releases"])
             ),
+            channel=data.get("channel"),
         )
 
 

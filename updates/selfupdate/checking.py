@@ -24,7 +24,7 @@ from clms_updates.manifest import (
     parse_manifest,
     parse_version,
 )
-from updates.checking import choose_release, remember_index
+from updates.checking import choose_release, reached, remember_index
 from updates.models import AgentRelease, AgentState
 from updates.sources import Source
 from updates.sources.vendor import VendorSource
@@ -72,6 +72,7 @@ def check_agent_releases(
         index, highest_sequence_seen=state.agent_index_sequence, now=now
     )
     remember_index(state, f"agent:{source.name}", index, document.data)
+    index = reached(index, settings.UPDATES_AGENT_CHANNEL)
     AgentState.objects.filter(
         pk=state.pk, agent_index_sequence__lt=index.sequence
     ).update(agent_index_sequence=index.sequence)

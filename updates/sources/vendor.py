@@ -15,7 +15,8 @@ import urllib3
 from django.conf import settings
 from django.core.cache import cache
 
-from clms_updates import deadlines
+from clms_updates import contract, deadlines
+from clms_updates.manifest.schema import CHANNEL_INDEX_FORMAT
 from updates.sources.base import (
     SignedDocument,
     Source,
@@ -189,6 +190,7 @@ class VendorSource(Source):
             "Authorization": f"Bearer {self.api_key}",
             "X-CLMS-Version": self.installed_version,
             "X-Agent-Version": settings.AGENT_VERSION,
+            contract.INDEX_FORMAT_HEADER: str(CHANNEL_INDEX_FORMAT),
             "Accept": "application/json",
         }
         if cached:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 
@@ -156,6 +157,61 @@ def test_the_same_sequence_with_other_contents_is_refused_as_equivocation(
     assert AvailableRelease.objects.get(version="1.0.5").withdrawn_at is None
     vendor.publish([], sequence=8)  # a new sequence may change anything
     assert checking.run_check().outcome == OK
+
+
+def channel_index(manifests, percents, *, sequence, channel="stable"):  # type: ignore[no-untyped-def]
+    """A format 2 index: the channel's releases with how far each rollout reached."""
+    index = make_index(manifests, sequence=sequence)
+    return replace(
+        index,
+        channel=channel,
+        releases=tuple(
+            replace(entry, rollout_percent=percent)
+            for entry, percent in zip(index.releases, percents, strict=True)
+        ),
+    )
+
+
+def version_with_bucket(inside: bool, percent: int) -> str:
+    """A version whose staged rollout at ``percent`` reached this school, or not."""
+    token = m.school_token("school-key")  # the stand-in's key
+    for n in range(1, 1000):
+        version = f"1.1.{n}"
+        if (m.rollout_bucket(token, "clms", version) < percent) == inside:
+            return version
+    raise AssertionError("no such version")
+
+
+def test_a_channel_index_offers_a_staged_release_only_where_it_reached(
+    vendor,
+) -> None:
+    waiting = make_manifest(version_with_bucket(False, 30))
+    vendor.publish([waiting], index=channel_index([waiting], [30], sequence=5))
+    check = checking.run_check()
+    assert check.outcome == OK, check.reason
+    assert check.found_version == ""  # not this school's turn yet
+    reached = make_manifest(version_with_bucket(True, 30))
+    both = [waiting, reached]
+    vendor.publish(both, index=channel_index(both, [30, 30], sequence=6))
+    assert checking.run_check().found_version == reached.version
+
+
+def test_a_critical_release_reaches_every_school_of_the_channel(vendor) -> None:
+    critical = make_manifest(
+        version_with_bucket(False, 1),
+        critical=True,
+        force_after=datetime.now(UTC) + timedelta(days=2),
+    )
+    vendor.publish([critical], index=channel_index([critical], [0], sequence=5))
+    assert checking.run_check().found_version == critical.version
+
+
+def test_the_index_of_another_channel_is_refused(vendor, settings) -> None:
+    beta = make_manifest("1.1.0-beta.1", channel="beta")
+    vendor.publish(
+        [beta], index=channel_index([beta], [100], sequence=5, channel="beta")
+    )
+    assert_refused(checking.run_check(), "for the beta channel", "follows stable")
 
 
 def test_an_index_of_another_product_is_refused(vendor) -> None:

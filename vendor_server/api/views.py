@@ -25,6 +25,8 @@ from clms_updates import contract
 from clms_updates.actions import VIA_API, Actor
 from clms_updates.api import BoundedJSONParser
 from clms_updates.authentication import TokenAuthentication
+from clms_updates.contract import INDEX_FORMAT_HEADER
+from clms_updates.manifest.schema import CHANNEL_INDEX_FORMAT
 from vendor_server import actions, indexing, keys
 from vendor_server.api import schema
 from vendor_server.api.auth import (
@@ -36,7 +38,7 @@ from vendor_server.api.auth import (
 from vendor_server.api.serializers import PublishSerializer, UpdateReportSerializer
 from vendor_server.models import Release
 from vendor_server.publishing import PublishError, ReleaseDraft, preview
-from vendor_server.rollouts import ListedRelease, is_visible
+from vendor_server.rollouts import is_visible, listed
 from vendor_server.roots import published_roots
 from vendor_server.schools import KeyOwner
 
@@ -93,9 +95,14 @@ class IndexView(SchoolAPIView):
     @schema.index_schema
     def get(self, request: Request) -> HttpResponse:
         owner = self.owner(request)
-        document = indexing.signed_index_for(
-            owner.school_id, owner.channel, self.product(request)
-        )
+        if request.headers.get(INDEX_FORMAT_HEADER) == str(CHANNEL_INDEX_FORMAT):
+            document = indexing.signed_channel_index(
+                owner.channel, self.product(request)
+            )
+        else:  # an agent from before channel indexes
+            document = indexing.signed_index_for(
+                owner.token, owner.channel, self.product(request)
+            )
         return contract.signed_document(
             request,
             field="index",
@@ -109,13 +116,7 @@ class IndexView(SchoolAPIView):
 def visible_release(owner: KeyOwner, version: str, product: str) -> Release:
     """The release ``version`` of ``product`` if this school may see it, else a 404."""
     release = Release.objects.listed().of(product).filter(version=version).first()
-    if release is None or not is_visible(
-        ListedRelease(
-            release.id, release.channel, release.critical, release.rollout_percent
-        ),
-        owner.school_id,
-        owner.channel,
-    ):
+    if release is None or not is_visible(listed(release), owner.token, owner.channel):
         raise NotFound(
             {
                 "detail": f"Release {version} is not published for this school (unknown, "

@@ -7,9 +7,15 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from clms_updates.actions import Actor
-from clms_updates.manifest import parse_index, verify_detached
+from clms_updates.manifest import (
+    parse_index,
+    school_token,
+    verify_detached,
+    visible_part,
+)
 from vendor_server import actions, indexing, keys
 from vendor_server.tasks import refresh_index
 from vendor_server.tests.conftest import FAKE_IMAGE
@@ -53,7 +59,7 @@ def test_the_index_is_signed_and_lists_what_the_school_sees(offline) -> None:
     school, _ = make_school("stable")
     beta_school, _ = make_school("beta")
 
-    document = indexing.signed_index_for(school.id, school.channel)
+    document = indexing.signed_index_for(school.api_key_hash, school.channel)
     data = document.text.encode()
     verify_detached(
         data, document.signature, gnupghome=keys.gnupg_home(), pinned=[offline]
@@ -65,7 +71,7 @@ def test_the_index_is_signed_and_lists_what_the_school_sees(offline) -> None:
     assert index.expires - index.generated_at == timedelta(days=7)
 
     beta_index = parse_index(
-        indexing.signed_index_for(beta_school.id, "beta").text.encode()
+        indexing.signed_index_for(beta_school.api_key_hash, "beta").text.encode()
     )
     assert [e.version for e in beta_index.releases] == ["1.0.0", "1.1.0-beta.1"]
 
@@ -74,11 +80,11 @@ def test_schools_with_the_same_view_share_one_signature(offline, monkeypatch) ->
     make_release("1.0.0", FAKE_IMAGE)
     first, _ = make_school()
     second, _ = make_school()
-    document = indexing.signed_index_for(first.id, "stable")
+    document = indexing.signed_index_for(first.api_key_hash, "stable")
     calls = []
     monkeypatch.setattr(keys, "sign", lambda data: calls.append(data) or "")
     indexing.forget_local_caches()
-    assert indexing.signed_index_for(second.id, "stable") == document
+    assert indexing.signed_index_for(second.api_key_hash, "stable") == document
     assert calls == []
 
 
@@ -92,7 +98,40 @@ def test_beat_refreshes_the_expiry_well_before_it_passes(offline) -> None:
         assert state.sequence == start.sequence + 1
         assert state.expires == timezone.now() + timedelta(days=7)
         index = parse_index(
-            indexing.signed_index_for(school.id, "stable").text.encode()
+            indexing.signed_index_for(school.api_key_hash, "stable").text.encode()
         )
         assert index.expires == state.expires.replace(microsecond=0)
         assert index.expires > timezone.now() + timedelta(days=6)
+
+
+def test_agents_that_read_channel_indexes_get_one_document_per_channel(
+    offline,
+) -> None:
+    """Every school of a channel reads the same bytes; the rollout is decided by
+    the agent with the rule the server applies to manifests (format 2)."""
+    make_release("1.0.0", FAKE_IMAGE)
+    staged = make_release("1.1.0", FAKE_IMAGE, rollout_percent=30)
+    make_release("1.2.0-beta.1", FAKE_IMAGE, channel="beta")
+    answers = []
+    reached = []
+    for _ in range(40):
+        _, key = make_school("stable")
+        client = APIClient()
+        client.credentials(
+            HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_X_CLMS_INDEX_FORMAT="2"
+        )
+        answer = client.get("/vendor/api/v1/index").json()
+        answers.append(answer["index"])
+        index = parse_index(answer["index"].encode())
+        mine = [e.version for e in visible_part(index, school_token(key)).releases]
+        manifest = client.get("/vendor/api/v1/releases/1.1.0/manifest")
+        assert (manifest.status_code == 200) == ("1.1.0" in mine)
+        reached.append("1.1.0" in mine)
+    assert len(set(answers)) == 1  # one signed document for the whole channel
+    index = parse_index(answers[0].encode())
+    assert index.channel == "stable" and index.format == 2
+    assert [(e.version, e.rollout_percent) for e in index.releases] == [
+        ("1.0.0", 100),
+        ("1.1.0", staged.rollout_percent),
+    ]
+    assert 0 < sum(reached) < 40  # the staged release reached some schools only

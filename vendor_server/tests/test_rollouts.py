@@ -8,33 +8,40 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from clms_updates.manifest import rollout_bucket, school_token
 from clms_updates.models import AuditEntry
 from vendor_server import actions, indexing
-from vendor_server.models import Release, UpdateReport
-from vendor_server.rollouts import ListedRelease, bucket, is_visible
+from vendor_server.models import Release, School, UpdateReport
+from vendor_server.rollouts import ListedRelease, is_visible
 from vendor_server.tests.conftest import FAKE_IMAGE
 from vendor_server.tests.factories import make_release, make_school
 
+TOKENS = [school_token(f"key-{n}") for n in range(10_000)]
+
+
+def release(pk: int, channel: str, critical: bool, percent: int) -> ListedRelease:
+    return ListedRelease(pk, channel, critical, percent, "clms", f"1.{pk}.0")
+
 
 def test_buckets_are_stable_and_spread_within_3_points_over_10000_schools() -> None:
-    assert [bucket(42, 7) for _ in range(3)] == [bucket(42, 7)] * 3
-    for release_id in (1, 2, 99):
+    first = rollout_bucket(TOKENS[0], "clms", "1.2.0")
+    assert [rollout_bucket(TOKENS[0], "clms", "1.2.0") for _ in range(3)] == [first] * 3
+    for pk in (1, 2, 99):
         for percent in (5, 10, 25, 50, 90):
-            release = ListedRelease(release_id, "stable", False, percent)
             shown = sum(
-                is_visible(release, school_id, "stable")
-                for school_id in range(1, 10_001)
+                is_visible(release(pk, "stable", False, percent), token, "stable")
+                for token in TOKENS
             )
-            assert abs(shown / 100 - percent) <= 3, (release_id, percent, shown)
+            assert abs(shown / 100 - percent) <= 3, (pk, percent, shown)
 
 
 def test_a_critical_release_skips_staging_and_beta_stays_with_beta_schools() -> None:
-    critical = ListedRelease(1, "stable", True, 0)
-    assert all(is_visible(critical, school_id, "stable") for school_id in range(1, 500))
-    beta = ListedRelease(2, "beta", False, 100)
-    assert not is_visible(beta, 1, "stable")
-    assert is_visible(beta, 1, "beta")
-    assert is_visible(ListedRelease(3, "stable", False, 100), 1, "beta")
+    critical = release(1, "stable", True, 0)
+    assert all(is_visible(critical, token, "stable") for token in TOKENS[:500])
+    beta = release(2, "beta", False, 100)
+    assert not is_visible(beta, TOKENS[0], "stable")
+    assert is_visible(beta, TOKENS[0], "beta")
+    assert is_visible(release(3, "stable", False, 100), TOKENS[0], "beta")
 
 
 def report(
@@ -58,6 +65,10 @@ def schools(n: int) -> list[int]:
     return [make_school()[0].id for _ in range(n)]
 
 
+def token_of(school_id: int) -> str:
+    return School.objects.get(pk=school_id).api_key_hash
+
+
 @pytest.mark.django_db
 @pytest.mark.services
 def test_a_rollout_pauses_itself_at_the_failure_threshold_and_emails_staff(
@@ -78,7 +89,9 @@ def test_a_rollout_pauses_itself_at_the_failure_threshold_and_emails_staff(
     assert release.is_paused
     assert "2 of 5 schools that reported it failed" in release.pause_reason
     assert indexing.current_sequence() == sequence + 1
-    assert indexing.visible_release_ids(fleet[0], "stable", sequence + 1) == []
+    assert (
+        indexing.visible_release_ids(token_of(fleet[0]), "stable", sequence + 1) == []
+    )
     assert len(mail.outbox) == 1
     assert "1.1.0" in mail.outbox[0].subject
     assert mail.outbox[0].to == ["releases@vendor.example"]
@@ -130,7 +143,9 @@ def test_reports_about_a_release_the_school_cannot_see_do_not_count(
 ) -> None:
     release = make_release("1.1.0", FAKE_IMAGE, rollout_percent=10)
     fleet = schools(60)
-    outside = [s for s in fleet if bucket(s, release.pk) >= 10][:6]
+    outside = [
+        s for s in fleet if rollout_bucket(token_of(s), "clms", release.version) >= 10
+    ][:6]
     assert len(outside) == 6
     for school_id in outside:
         report(school_id, "failed")
