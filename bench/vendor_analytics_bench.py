@@ -1,12 +1,20 @@
-"""How long the fleet analytics page takes to render with a fleet's worth of data.
+"""The vendor at fleet size: the analytics page, and publishing and pausing a rollout.
 
-Seeds schools, releases, check-in state and update reports into the database it
-is given (DATABASE_URL; default a scratch SQLite file), then renders the page as
-a staff user several times and prints the median and worst time.
+Seeds schools, releases, check-in state and update reports into PostgreSQL
+(started here, or DATABASE_URL) with Redis as the cache (started here, or
+REDIS_URL), renders the fleet analytics page as staff several times and prints
+the median and worst against the target (300 ms). With ``--rollout`` it then
+signs with a real GnuPG key, pauses and resumes a staged rollout and serves
+every school its index after each change, printing how long the change took,
+how many distinct signed documents the fleet needed and how long serving them
+took (channel indexes, format 2, and the older per-school views, format 1).
 
-    .venv/bin/python bench/vendor_analytics_bench.py          # 1,000 schools, 20,000 reports
-    .venv/bin/python bench/vendor_analytics_bench.py --full   # 10,000 schools, 200,000 reports
-    DATABASE_URL=postgresql://… .venv/bin/python bench/vendor_analytics_bench.py --full
+    .venv/bin/python bench/vendor_analytics_bench.py             # 10,000 schools, 200,000 reports
+    .venv/bin/python bench/vendor_analytics_bench.py --full      # 100,000 schools, 2,000,000 reports
+    .venv/bin/python bench/vendor_analytics_bench.py --full --rollout
+
+Without PostgreSQL, Redis (or gpg for ``--rollout``) on this machine it says so
+and exits.
 """
 
 from __future__ import annotations
@@ -25,14 +33,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools import services as local  # noqa: E402
+
 VERSIONS = ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0", "2.0.0", "2.1.0", "2.2.0"]
 TARGET_MS = 300
 
 
 def seed(schools: int, reports: int) -> None:
+    from django.db import connection
     from django.utils import timezone
 
-    from vendor_server.models import Release, School, UpdateReport, hash_api_key
+    from vendor_server.models import Release, School, hash_api_key
 
     rng = random.Random(7)
     now = timezone.now()
@@ -60,51 +71,132 @@ def seed(schools: int, reports: int) -> None:
                 name=f"Bench school {i}",
                 api_key_hash=hash_api_key(f"bench-{i}"),
                 current_version=rng.choice(VERSIONS),
+                channel="beta" if i % 10 == 0 else "stable",
                 last_seen=now - timedelta(hours=rng.randint(0, 24 * 20)),
             )
             for i in range(schools)
         ],
-        batch_size=2000,
+        batch_size=5000,
     )
     school_ids = list(School.objects.values_list("id", flat=True))
     outcomes = ["succeeded"] * 17 + ["failed"] * 2 + ["rolled_back"]
-    batch = []
-    for i in range(reports):
-        to_version = rng.choice(VERSIONS[1:])
-        received_at = now - timedelta(minutes=rng.randint(0, 60 * 24 * 45))
-        batch.append(
-            UpdateReport(
-                school_id=rng.choice(school_ids),
-                release=by_version[to_version],
-                run_id=i,
-                from_version="1.0.0",
-                to_version=to_version,
-                outcome=rng.choice(outcomes),
-                duration_seconds=rng.randint(30, 900),
-                received_at=received_at,
-                received_on=received_at.date(),
+    columns = (
+        "school_id, release_id, product, run_id, from_version, to_version, outcome, "
+        "kind, duration_seconds, error_code, log_excerpt, counted, received_at, "
+        "received_on"
+    )
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY vendor_server_updatereport ({columns}) FROM STDIN") as copy,
+    ):
+        for i in range(reports):
+            to_version = rng.choice(VERSIONS[1:])
+            received_at = now - timedelta(minutes=rng.randint(0, 60 * 24 * 45))
+            copy.write_row(
+                (
+                    rng.choice(school_ids),
+                    by_version[to_version].pk,
+                    "clms",
+                    i,
+                    "1.0.0",
+                    to_version,
+                    rng.choice(outcomes),
+                    "update",
+                    rng.randint(30, 900),
+                    "",
+                    "",
+                    True,
+                    received_at,
+                    received_at.date(),
+                )
             )
-        )
-        if len(batch) == 5000:
-            UpdateReport.objects.bulk_create(batch)
-            batch = []
-    UpdateReport.objects.bulk_create(batch)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def rollout_phase(schools: int) -> None:
+    """Pause and resume a staged rollout; serve every school its index after each."""
+    from django.conf import settings
+
+    from clms_updates.actions import Actor
+    from conftest import generate_signing_key
+    from vendor_server import actions, indexing
+    from vendor_server.models import Release, School, SignedIndex
+    from vendor_server.releases import sign_release
+
+    home = Path(tempfile.mkdtemp(prefix="gpg-", dir="/tmp"))
+    home.chmod(0o700)
+    settings.VENDOR_GNUPG_HOME = home
+    settings.VENDOR_SIGNING_KEY = generate_signing_key(home)
+    staged = Release.objects.get(version="2.2.0")
+    for release in Release.objects.all():
+        sign_release(release)
+        release.save()
+    staged.refresh_from_db()
+    actions.set_rollout_percent(staged.pk, 25, actor=Actor.system())
+    owners = list(School.objects.values_list("api_key_hash", "channel"))
+    staff = Actor.system()
+
+    def serve_everyone(form: int) -> tuple[int, float]:
+        indexing.forget_local_caches()
+        sequence = indexing.current_sequence()
+        began = time.perf_counter()
+        for token, channel in owners:
+            if form == 2:
+                indexing.signed_channel_index(channel)
+            else:
+                indexing.signed_index_for(token, channel)
+        took = time.perf_counter() - began
+        return SignedIndex.objects.filter(sequence=sequence).count(), took
+
+    for label, change in (
+        (
+            "pause",
+            lambda: actions.pause_release(staged.pk, actor=staff, reason="bench"),
+        ),
+        ("resume", lambda: actions.resume_release(staged.pk, actor=staff)),
+        (
+            "rollout 25% -> 50%",
+            lambda: actions.set_rollout_percent(staged.pk, 50, actor=staff),
+        ),
+    ):
+        began = time.perf_counter()
+        change()
+        changed_ms = (time.perf_counter() - began) * 1000
+        documents, took = serve_everyone(2)
+        print(f"{label}: the change took {changed_ms:.0f} ms; serving {schools:,} schools "
+              f"their channel index (format 2) needed {documents} signed document(s) "
+              f"and took {took:.1f} s ({took / schools * 1e6:.0f} µs a school)")  # fmt: skip
+        before = SignedIndex.objects.count()
+        _, took = serve_everyone(1)
+        views = SignedIndex.objects.count() - before
+        print(f"  older agents (format 1, a view per visible set): {views} more signed "
+              f"document(s), {took:.1f} s")  # fmt: skip
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--full", action="store_true", help="10,000 schools, 200,000 reports"
+        "--full", action="store_true", help="100,000 schools, 2,000,000 reports"
     )
     parser.add_argument("--renders", type=int, default=7)
+    parser.add_argument(
+        "--rollout", action="store_true", help="also pause/resume a staged rollout"
+    )
     args = parser.parse_args()
-    schools, reports = (10_000, 200_000) if args.full else (1_000, 20_000)
+    schools, reports = (100_000, 2_000_000) if args.full else (10_000, 200_000)
+    if args.rollout and not shutil.which("gpg"):
+        print("cannot run --rollout: gpg is not installed (apt-get install gnupg)")
+        return
 
     work = Path(tempfile.mkdtemp(prefix="vabench-", dir="/tmp"))
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{work / 'bench.sqlite3'}")
+    work.chmod(0o755)  # PostgreSQL runs as its own user when this runs as root
     os.environ["CLMS_VAR_DIR"] = str(work / "var")
-    os.environ.setdefault("CACHE_URL", "locmem://")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clms_updates.settings")
+    started_services = local.for_bench(work)
+    if started_services is None:
+        return
     try:
         import django
 
@@ -136,7 +228,11 @@ def main() -> None:
         print(f"analytics page: median {median:.0f} ms, worst {max(times):.0f} ms over "
               f"{args.renders} renders (target < {TARGET_MS} ms: "
               f"{'met' if median < TARGET_MS else 'NOT met'})")  # fmt: skip
+        if args.rollout:
+            rollout_phase(schools)
     finally:
+        for service in started_services:
+            service.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -25,36 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools import services as local  # noqa: E402
+
 TARGET_SECONDS = 5.0
 VERSIONS = ["1.0.0", "1.1.0", "1.2.0", "1.3.0"]
-
-
-def services(work: Path) -> list:  # type: ignore[type-arg]
-    """PostgreSQL and Redis for the run, unless the environment names them."""
-    from devtools import services as local
-
-    started = []
-    try:
-        if "DATABASE_URL" not in os.environ:
-            postgres = local.start_postgres(work / "postgres")
-            started.append(postgres)
-            import psycopg
-
-            admin = postgres.env["CLMS_TEST_PG_URL"]
-            with psycopg.connect(admin, autocommit=True) as connection:
-                connection.execute("CREATE DATABASE bench")
-            os.environ["DATABASE_URL"] = admin.rsplit("/", 1)[0] + "/bench"
-        if "REDIS_URL" not in os.environ:
-            redis_service = local.start_redis(work / "redis")
-            started.append(redis_service)
-            os.environ["REDIS_URL"] = redis_service.env["REDIS_URL"]
-    except local.ServiceError as e:
-        for service in started:
-            service.stop()
-        print(f"cannot run: {e}")
-        sys.exit(0)
-    os.environ["CACHE_URL"] = os.environ["REDIS_URL"]
-    return started
 
 
 def seed(schools: int) -> list[int]:
@@ -119,7 +93,9 @@ def main() -> None:
     work.chmod(0o755)  # PostgreSQL runs as its own user when this runs as root
     os.environ["CLMS_VAR_DIR"] = str(work / "var")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clms_updates.settings")
-    started_services = services(work)
+    started_services = local.for_bench(work)
+    if started_services is None:
+        return
     try:
         import django
 

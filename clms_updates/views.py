@@ -23,7 +23,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "role": settings.CLMS_ROLE,
         "components": {c.name: c.as_dict() for c in components},
     }
-    return JsonResponse(body, status=200 if healthy else 503)
+    answer = JsonResponse(body, status=200 if healthy else 503)
+    if not healthy:
+        # The components say which dependency is down; ask again in a while.
+        answer["Retry-After"] = "30"
+    return answer
 
 
 @login_required

@@ -386,6 +386,36 @@ STARTERS: dict[str, Callable[[Path], Service]] = {
 }
 
 
+def for_bench(work: Path) -> list[Service] | None:
+    """PostgreSQL (database ``bench``) and Redis for a benchmark, unless the
+    environment names them (DATABASE_URL, REDIS_URL); sets both and CACHE_URL.
+
+    None (after saying why) when one cannot start here: the benchmark exits.
+    """
+    started: list[Service] = []
+    try:
+        if "DATABASE_URL" not in os.environ:
+            postgres = start_postgres(work / "postgres")
+            started.append(postgres)
+            import psycopg
+
+            admin = postgres.env["CLMS_TEST_PG_URL"]
+            with psycopg.connect(admin, autocommit=True) as connection:
+                connection.execute("CREATE DATABASE bench")
+            os.environ["DATABASE_URL"] = admin.rsplit("/", 1)[0] + "/bench"
+        if "REDIS_URL" not in os.environ:
+            redis_service = start_redis(work / "redis")
+            started.append(redis_service)
+            os.environ["REDIS_URL"] = redis_service.env["REDIS_URL"]
+    except ServiceError as e:
+        for service in started:
+            service.stop()
+        print(f"cannot run: {e}")
+        return None
+    os.environ["CACHE_URL"] = os.environ["REDIS_URL"]
+    return started
+
+
 @contextlib.contextmanager
 def running(names: list[str], root: Path) -> Iterator[dict[str, str]]:
     """Start ``names`` under ``root``; yield their environment; stop them all."""
