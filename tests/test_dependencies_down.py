@@ -119,3 +119,19 @@ def test_every_route_answers_with_a_dependency_down(
     for path in (reverse("updates:check"),):
         answer = client.post(path, follow=True)
         assert answer.status_code < 500, f"POST {path} with {dependency}"
+
+
+def test_the_manager_says_the_image_figures_are_unknown_without_the_engine(
+    docker_down, client, school_admin
+) -> None:
+    from django.core.cache import cache
+
+    from updates import disk
+
+    cache.delete(disk.CACHE_KEY)
+    AgentState.objects.update_or_create(pk=1, defaults={"installed_version": "1.0.0"})
+    make_backup(size=5_000_000)
+    client.force_login(school_admin)
+    page = client.get("/updates/").content.decode()
+    assert "unknown: the Docker engine does not answer" in page
+    assert "4.8\xa0MB in 1 backup" in page

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from clms_updates import health
-from updates import next_action, releases, runtime, scheduling, withdrawal
+from updates import disk, next_action, releases, runtime, scheduling, withdrawal
 from updates.compose import project
 from updates.compose import stack as compose_stack
 from updates.compose.values import SettingState, declared_settings
@@ -167,6 +167,8 @@ def manager_context(now: datetime | None = None) -> dict[str, Any]:
         "settings": settings_overview(),
         "left_volumes": left_volumes(state),
         "agent_update": agent_update_overview(state),
+        "disk": disk.disk_use(),
+        "min_free_mb": settings.UPDATES_MIN_FREE_DISK_MB,
     }
 
 

@@ -10,6 +10,7 @@ import uuid
 import docker
 import pytest
 
+from clms_updates import manifest as m
 from devtools.demo_stack.stack import project_containers, service_container
 from tests.demo_fixtures import *  # noqa: F403  (the demo stack fixtures)
 from updates import runtime
@@ -239,3 +240,28 @@ def test_old_release_images_go_unless_kept_or_used_by_a_container(engine):
         container.remove(force=True)
         for reference in (used, kept):
             engine.images.remove(reference, force=True)
+
+
+@pytest.mark.services
+@pytest.mark.docker
+@pytest.mark.django_db
+def test_the_disk_figures_count_each_image_of_a_verified_release_once(
+    engine, settings
+) -> None:
+    from django.core.cache import cache
+
+    from updates import disk
+    from updates.tests.factories import make_manifest, make_release
+
+    settings.DOCKER_HOST = os.environ["DOCKER_HOST"]
+    reference = _push_random_image(engine, os.environ["CLMS_TEST_REGISTRY"], 2_000_000)
+    runtime.pull_by_digest(engine, reference)
+    image = m.Image("app", reference)
+    for version in ("1.0.1", "1.0.2"):  # two releases naming the same image
+        manifest = make_manifest(version, images=(image,))
+        make_release(version, manifest_text=manifest.to_bytes().decode())
+    cache.delete(disk.CACHE_KEY)
+    use = disk.disk_use()
+    assert use.image_count == 1
+    assert use.images_bytes is not None and use.images_bytes >= 2_000_000
+    assert use.free_bytes and use.free_bytes > 0
