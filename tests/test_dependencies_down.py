@@ -68,17 +68,19 @@ def cache_down(settings) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def broker_down() -> Iterator[None]:
-    conf = current_app.conf
+    """The app sends to a dead broker; its own pools are put back untouched after."""
+    app, conf = current_app, current_app.conf
     saved = conf.broker_url, conf.broker_connection_timeout
+    pools = app._pool, app.amqp._producer_pool
     conf.broker_url = f"redis://127.0.0.1:{_closed_port()}/0"
     conf.broker_connection_timeout = 0.5
-    current_app.pool.force_close_all()
-    current_app._pool = None  # the next send connects to the broker named now
+    app._pool = app.amqp._producer_pool = None  # new ones, for the dead broker
     assert not queueing.send_now("core.ping", "x")  # the fault is real
     yield
+    if app._pool is not None:
+        app._pool.force_close_all()
     conf.broker_url, conf.broker_connection_timeout = saved
-    current_app.pool.force_close_all()
-    current_app._pool = None
+    app._pool, app.amqp._producer_pool = pools
 
 
 @pytest.fixture

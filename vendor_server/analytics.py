@@ -1,4 +1,9 @@
-"""Fleet analytics: aggregate queries only, so the page stays fast at fleet scale."""
+"""Fleet analytics: aggregate queries only, so the page stays fast at fleet scale.
+
+Report figures come from the day tallies (``ReportTally``, kept with each
+report), not from the reports themselves: a few thousand rows whatever the
+number of reports.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,9 @@ from typing import Any
 
 import semver
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 
-from vendor_server.models import Outcome, Release, RunKind, School, UpdateReport
+from vendor_server.models import Outcome, Release, ReportTally, RunKind, School
 
 ADOPTION_DAYS = 30
 ADOPTION_RELEASES = 6
@@ -69,11 +74,13 @@ def schools_per_version(field: str = "current_version") -> list[tuple[str, int]]
 def outcome_rates(product: str = "") -> list[OutcomeRates]:
     """Success / failure / rollback counts per release of ``product``, newest first."""
     rates: dict[str, OutcomeRates] = {}
-    reports = UpdateReport.objects.filter(product=product or settings.VENDOR_PRODUCT)
-    installs = reports.filter(kind=RunKind.UPDATE)
-    for version, outcome, n in installs.values_list("to_version", "outcome").annotate(
-        n=Count("id")
+    tallies = ReportTally.objects.filter(product=product or settings.VENDOR_PRODUCT)
+    installs = tallies.filter(kind=RunKind.UPDATE)
+    for version, outcome, n in (
+        installs.values_list("version", "outcome").annotate(n=Sum("count")).order_by()
     ):
+        if not n:
+            continue
         row = rates.setdefault(version, OutcomeRates(version, 0, 0, 0))
         field = {
             Outcome.SUCCEEDED: "succeeded",
@@ -81,9 +88,10 @@ def outcome_rates(product: str = "") -> list[OutcomeRates]:
             Outcome.ROLLED_BACK: "rolled_back",
         }[outcome]
         setattr(row, field, getattr(row, field) + n)
-    left = reports.filter(kind=RunKind.ROLLBACK, outcome=Outcome.SUCCEEDED)
-    for version, n in left.values_list("from_version").annotate(n=Count("id")):
-        rates.setdefault(version, OutcomeRates(version, 0, 0, 0)).left_by_hand += n
+    left = tallies.filter(kind=RunKind.ROLLBACK, outcome=Outcome.SUCCEEDED)
+    for version, n in left.values_list("version").annotate(n=Sum("count")).order_by():
+        if n:
+            rates.setdefault(version, OutcomeRates(version, 0, 0, 0)).left_by_hand += n
     return sorted(rates.values(), key=lambda r: _semver_key(r.version), reverse=True)
 
 
@@ -97,33 +105,26 @@ def adoption(now: datetime, days: int = ADOPTION_DAYS) -> dict[str, Any]:
     )
     start = (now - timedelta(days=days)).date()
     labels = [(start + timedelta(days=i)).isoformat() for i in range(days + 1)]
+    installed = ReportTally.objects.filter(
+        outcome=Outcome.SUCCEEDED,
+        kind=RunKind.UPDATE,
+        version__in=versions,
+        product=product,
+    )
     before = dict(
-        UpdateReport.objects.filter(
-            outcome=Outcome.SUCCEEDED,
-            kind=RunKind.UPDATE,
-            to_version__in=versions,
-            received_on__lt=start,
-            product=product,
-        )
-        .values_list("to_version")
-        .annotate(n=Count("id"))
+        installed.filter(day__lt=start)
+        .values_list("version")
+        .annotate(n=Sum("count"))
+        .order_by()
     )
     daily: dict[str, dict[str, int]] = {v: {} for v in versions}
-    for version, day, n in (
-        UpdateReport.objects.filter(
-            outcome=Outcome.SUCCEEDED,
-            kind=RunKind.UPDATE,
-            to_version__in=versions,
-            received_on__gte=start,
-            product=product,
-        )
-        .values_list("to_version", "received_on")
-        .annotate(n=Count("id"))
+    for version, day, n in installed.filter(day__gte=start).values_list(
+        "version", "day", "count"
     ):
         daily[version][day.isoformat()] = n
     series = []
     for version in versions:
-        total = before.get(version, 0)
+        total = before.get(version) or 0
         points = []
         for label in labels:
             total += daily[version].get(label, 0)

@@ -293,6 +293,34 @@ class UpdateReport(models.Model):
         return f"{self.school} {self.from_version} -> {self.to_version}: {self.outcome}"
 
 
+class ReportTally(models.Model):
+    """How many reports there are per product, kind, release, outcome and UTC day.
+
+    Kept by ``reporting.record_report`` in the report's own transaction, so the
+    analytics page reads a few thousand rows instead of aggregating millions of
+    reports. ``version`` is the release a report is filed under: the one
+    installed, or for a manual rollback the one left.
+    """
+
+    product = models.CharField(max_length=64)
+    kind = models.CharField(max_length=10, choices=RunKind.choices)
+    version = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    day = models.DateField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["product", "kind", "version", "outcome", "day"],
+                name="one_tally_per_day",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} {self.version} {self.kind} {self.outcome} {self.day}: {self.count}"
+
+
 class FleetAnalytics(School):
     """No data of its own: puts "Fleet analytics" on the admin index (links the page)."""
 

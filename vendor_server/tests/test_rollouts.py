@@ -178,3 +178,41 @@ def test_a_critical_release_is_never_paused_by_reports_staff_are_told_once(
     assert "critical release 1.1.0 is failing" in mail.outbox[0].subject
     assert "Not paused, because 1.1.0 is critical" in mail.outbox[0].body
     assert AuditEntry.objects.filter(action="vendor.release.failing").count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.services
+def test_the_day_tallies_follow_every_report_and_a_report_sent_again(
+    offline,
+) -> None:
+    """The analytics read tallies kept with each report; they must equal a recount."""
+    from vendor_server import analytics
+    from vendor_server.models import ReportTally
+    from vendor_server.reporting import rebuild_tallies
+
+    make_release("1.1.0", FAKE_IMAGE)
+    fleet = schools(3)
+    report(fleet[0], "failed", run_id=1)
+    report(fleet[0], "succeeded", run_id=1)  # the same run, retried: it moves
+    report(fleet[1], "rolled_back", run_id=1)
+    report(fleet[2], "succeeded", run_id=1)
+    kept = sorted(
+        ReportTally.objects.filter(count__gt=0).values_list(
+            "version", "kind", "outcome", "count"
+        )
+    )
+    assert kept == [
+        ("1.1.0", "update", "rolled_back", 1),
+        ("1.1.0", "update", "succeeded", 2),
+    ]
+    (rates,) = analytics.outcome_rates()
+    assert (rates.succeeded, rates.failed, rates.rolled_back) == (2, 0, 1)
+    rebuild_tallies()
+    assert (
+        sorted(
+            ReportTally.objects.filter(count__gt=0).values_list(
+                "version", "kind", "outcome", "count"
+            )
+        )
+        == kept
+    )
