@@ -11,6 +11,7 @@ import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import docker
 from django.conf import settings
@@ -67,7 +68,7 @@ def preflight(ctx: Context) -> str:
     _check_services(ctx, running)
     _check_settings(ctx, layout)
     _check_policy(ctx, layout)
-    _check_disk(client)
+    _check_disk(client, pull_mb=_pull_estimate_mb(ctx, running))
     try:
         backups.check_target_writable()
     except BackupError as e:
@@ -164,26 +165,59 @@ def _check_current_health(ctx: Context) -> None:
         ) from None
 
 
-def _check_disk(client: docker.DockerClient) -> None:
+def _pull_estimate_mb(ctx: Context, running: dict[str, list[Any]]) -> int:
+    """About how many MB the images this run must pull take on disk.
+
+    An image already here costs nothing. One to pull is estimated by the size of
+    the image its service runs now (a new release of a service is about its
+    size); a new service's image cannot be known before the pull and counts 0.
+    """
+    total = 0
+    for service, reference in ctx.plan.images.items():
+        if "@" not in reference:
+            continue  # a rollback to an image kept here
+        try:
+            if local_image(ctx.client, reference) is not None:
+                continue
+        except runtime.ImageReferenceRefused:
+            continue  # refused by the fetch step, with its reason
+        containers = running.get(service) or []
+        try:
+            size = int(containers[0].image.attrs.get("Size") or 0) if containers else 0
+        except docker.errors.DockerException:
+            size = 0
+        total += size
+    return total // (1024 * 1024)
+
+
+def _check_disk(client: docker.DockerClient, *, pull_mb: int = 0) -> None:
     minimum = settings.UPDATES_MIN_FREE_DISK_MB
-    places = [Path(settings.BACKUP_DIR)]
+    places = [(Path(settings.BACKUP_DIR), 0)]
     try:
         root = client.info().get("DockerRootDir")
     except docker.errors.DockerException:
         root = None
     if root:
-        places.append(Path(root))
-    for place in places:
+        places.append((Path(root), pull_mb))
+    for place, pulled in places:
         existing = place
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
         free_mb = shutil.disk_usage(existing).free // (1024 * 1024)
-        if free_mb < minimum:
+        needed = minimum + pulled
+        if free_mb < needed:
+            pulls = (
+                f" plus about {pulled} MB for the images this update pulls "
+                "(estimated from the images they replace)"
+                if pulled
+                else ""
+            )
             raise StepFailed(
                 "low_disk",
                 f"Only {free_mb} MB are free at {place}; an update needs at least "
-                f"{minimum} MB there (UPDATES_MIN_FREE_DISK_MB) for the images and "
-                "the backup. Free some space; nothing was changed.",
+                f"{minimum} MB there (UPDATES_MIN_FREE_DISK_MB){pulls} for the images "
+                "and the backup. Free some space (the Disk card on the Updates page "
+                "shows what CLMS takes); nothing was changed.",
             )
 
 

@@ -265,3 +265,25 @@ def test_the_disk_figures_count_each_image_of_a_verified_release_once(
     assert use.image_count == 1
     assert use.images_bytes is not None and use.images_bytes >= 2_000_000
     assert use.free_bytes and use.free_bytes > 0
+
+
+@pytest.mark.services
+@pytest.mark.docker
+def test_the_free_space_check_counts_what_the_update_pulls(engine, settings) -> None:
+    import shutil
+
+    from updates.pipeline.errors import StepFailed
+    from updates.pipeline.preparing import _check_disk
+
+    root = engine.info()["DockerRootDir"]
+    free_mb = shutil.disk_usage(root).free // (1024 * 1024)
+    settings.BACKUP_DIR = root  # the same disk: only the pull makes the difference
+    # Room to spare for other writers on this disk meanwhile: 2 GB.
+    settings.UPDATES_MIN_FREE_DISK_MB = max(1, free_mb - 2000)
+    _check_disk(engine, pull_mb=0)  # enough room without a pull
+    with pytest.raises(StepFailed) as refused:
+        _check_disk(engine, pull_mb=free_mb + 1000)
+    assert refused.value.code == "low_disk"
+    assert f"plus about {free_mb + 1000} MB for the images this update pulls" in (
+        refused.value.message
+    )
