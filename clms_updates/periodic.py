@@ -134,6 +134,13 @@ PERIODIC: tuple[Periodic, ...] = (
         "VENDOR_SILENT_CHECK_HOURS",
     ),
     Periodic(
+        "vendor: prune check-ins",
+        "vendor.prune_checkins",
+        "vendor",
+        "Delete check-in history older than VENDOR_CHECKIN_KEEP_DAYS.",
+        "VENDOR_CHECKIN_PRUNE_HOURS",
+    ),
+    Periodic(
         "vendor: flush check-ins",
         "vendor.flush_checkins",
         "vendor",

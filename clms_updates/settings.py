@@ -462,6 +462,9 @@ VENDOR_STAFF_EMAILS = envlist("VENDOR_STAFF_EMAILS", ",".join(ADMIN_EMAILS))
 # Staff are told (notification targets) of schools not seen for this many days.
 VENDOR_SILENT_SCHOOL_DAYS = envint("VENDOR_SILENT_SCHOOL_DAYS", "7", minimum=1)
 VENDOR_SILENT_CHECK_HOURS = envint("VENDOR_SILENT_CHECK_HOURS", "24", minimum=1)
+# Check-in history older than this is deleted (schools keep their last_seen).
+VENDOR_CHECKIN_KEEP_DAYS = envint("VENDOR_CHECKIN_KEEP_DAYS", "30", minimum=1)
+VENDOR_CHECKIN_PRUNE_HOURS = envint("VENDOR_CHECKIN_PRUNE_HOURS", "24", minimum=1)
 # Analytics: a school is "not seen" after this many days.
 VENDOR_STALE_DAYS = envint("VENDOR_STALE_DAYS", "7", minimum=1)
 # Demo: the fixed API key `seed_vendor_demo` gives the demo school.

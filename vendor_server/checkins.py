@@ -9,9 +9,11 @@ The beat task ``flush_checkins`` takes the whole hash atomically, writes one
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from vendor_server import fastpath
 from vendor_server.models import CheckIn, School
@@ -45,6 +47,26 @@ def flush_checkins() -> int:
         if connection.vendor == "postgresql":
             return _flush_on_postgresql(polls)
         return _flush_with_the_orm(polls)
+
+
+def prune_checkins(*, now: datetime | None = None, batch: int = 50_000) -> int:
+    """Delete check-ins older than VENDOR_CHECKIN_KEEP_DAYS, a batch at a time.
+
+    The history would otherwise grow by a row per poll for ever; each school's
+    ``last_seen`` and versions are on the school and stay. Returns how many
+    rows went.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.VENDOR_CHECKIN_KEEP_DAYS)
+    deleted = 0
+    while True:
+        ids = list(
+            CheckIn.objects.filter(seen_at__lt=cutoff).values_list("pk", flat=True)[
+                :batch
+            ]
+        )
+        if not ids:
+            return deleted
+        deleted += CheckIn.objects.filter(pk__in=ids).delete()[0]
 
 
 def _flush_on_postgresql(polls: list[tuple[int, datetime, str, str]]) -> int:

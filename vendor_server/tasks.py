@@ -28,6 +28,12 @@ def tell_silent_schools() -> int:
     return actions.tell_silent_schools()
 
 
+@shared_task(name="vendor.prune_checkins", ignore_result=True)
+def prune_checkins() -> int:
+    """Delete the check-in history older than VENDOR_CHECKIN_KEEP_DAYS."""
+    return checkins.prune_checkins()
+
+
 @shared_task(
     name="vendor.flush_checkins", bind=True, max_retries=3, default_retry_delay=10
 )

@@ -239,3 +239,25 @@ def test_a_flush_writes_every_school_in_batches_and_keeps_versions_not_sent(
         )
     ] == ["1.1.0", "1.2.0", "1.3.0", "1.4.0"]
     assert CheckIn.objects.count() == 5
+
+
+def test_old_check_in_history_is_pruned_and_schools_keep_their_last_seen(
+    settings,
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.VENDOR_CHECKIN_KEEP_DAYS = 30
+    school, _ = make_school()
+    now = timezone.now()
+    school.last_seen = now - timedelta(days=40)
+    school.save(update_fields=["last_seen"])
+    for days in (45, 31, 29, 1):
+        CheckIn.objects.create(school=school, seen_at=now - timedelta(days=days))
+    assert checkins.prune_checkins(now=now, batch=1) == 2  # in batches of one
+    kept = sorted((now - c.seen_at).days for c in CheckIn.objects.filter(school=school))
+    assert kept == [1, 29]
+    school.refresh_from_db()
+    assert school.last_seen == now - timedelta(days=40)
+    assert checkins.prune_checkins(now=now) == 0
