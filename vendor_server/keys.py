@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 from django.conf import settings
@@ -100,6 +102,52 @@ def export_public_key(
     if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
         raise SigningKeyError(f"the public key {fingerprints} could not be exported")
     return armored
+
+
+def archive_home(target: Path, home: Path | None = None) -> int:
+    """Write the GnuPG home (the online secret key included) to ``target`` (0600).
+
+    Sockets and lock files of a running gpg-agent are left out. Returns how
+    many files went in.
+    """
+    home = home or gnupg_home()
+    if not home.is_dir():
+        raise SigningKeyError(f"there is no vendor GnuPG home at {home}")
+    count = 0
+    partial = target.with_name(target.name + ".part")
+    with partial.open("wb") as raw:
+        os.chmod(partial, 0o600)
+        with tarfile.open(fileobj=raw, mode="w:gz") as archive:
+            for path in sorted(home.rglob("*")):
+                if not path.is_file() or path.is_symlink():
+                    continue  # sockets, links, folders (their files go in)
+                if path.name.endswith(".lock") or path.name.startswith(".#"):
+                    continue
+                archive.add(path, arcname=str(path.relative_to(home)), recursive=False)
+                count += 1
+    partial.replace(target)
+    return count
+
+
+def restore_home(archive: Path, home: Path | None = None) -> int:
+    """Unpack an ``archive_home`` archive into an empty GnuPG home; files unpacked.
+
+    A home that already holds a secret key is left alone (refused): two online
+    keys would make signing ambiguous.
+    """
+    home = home or gnupg_home()
+    if secret_fingerprints(home):
+        raise SigningKeyError(
+            f"{home} already holds a secret key; restore into an empty "
+            "VENDOR_GNUPG_HOME"
+        )
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.isfile()]
+        tar.extractall(home, members=members, filter="data")
+    for path in home.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    return len(members)
 
 
 def generate_key(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import override_settings
 
 from clms_updates.manifest import (
     SignatureError,
@@ -100,3 +101,82 @@ def test_manifest_verifies_with_the_exported_key_and_fails_after_one_byte_change
         assert result.returncode == 0, result.stderr
     finally:
         subprocess.run(["gpgconf", "--homedir", str(school_home), "--kill", "all"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_vendor_backup_holds_a_verified_dump_and_the_gnupg_home(
+    vendor_key, tmp_path
+) -> None:
+    import json
+    import tarfile
+
+    from django.core.management import call_command
+
+    from conftest import database_url_for_subprocess
+    from vendor_server.tests.factories import make_school
+
+    make_school()
+    out = StringIO()
+    call_command(
+        "vendor_backup",
+        "--output",
+        str(tmp_path / "backup"),
+        "--database-url",
+        database_url_for_subprocess(),
+        stdout=out,
+    )
+    assert "restored into a scratch database to prove it" in out.getvalue()
+    (manifest_file,) = (tmp_path / "backup").glob("*.manifest.json")
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest["row_counts"]["public.vendor_server_school"] == 1
+    dump = tmp_path / "backup" / manifest["file"]
+    assert dump.stat().st_size == manifest["size"]
+    assert oct(dump.stat().st_mode & 0o777) == "0o600"
+    (archive,) = (tmp_path / "backup").glob("*-gnupg.tar.gz")
+    assert oct(archive.stat().st_mode & 0o777) == "0o600"
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert "pubring.kbx" in names
+    assert any(name.startswith("private-keys-v1.d/") for name in names)
+
+    # Into a new, empty database on the same server, and an empty GnuPG home.
+    import psycopg
+
+    from conftest import require_service
+
+    admin = require_service("postgres", "CLMS_TEST_PG_URL")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute("DROP DATABASE IF EXISTS vendor_restored")
+        connection.execute("CREATE DATABASE vendor_restored")
+    target = admin.rsplit("/", 1)[0] + "/vendor_restored"
+    new_home = Path(tempfile.mkdtemp(prefix="gpg-", dir="/tmp"))
+    try:
+        restored = StringIO()
+        with override_settings(VENDOR_GNUPG_HOME=new_home):
+            call_command(
+                "vendor_restore",
+                str(dump),
+                "--database-url",
+                target,
+                "--gnupg",
+                str(archive),
+                stdout=restored,
+            )
+            assert keys.secret_fingerprints(new_home) == [vendor_key]
+        assert "Restored" in restored.getvalue()
+        with psycopg.connect(target) as connection:
+            (schools,) = connection.execute(
+                "SELECT count(*) FROM vendor_server_school"
+            ).fetchone()
+        assert schools == 1
+        dump.write_bytes(dump.read_bytes()[:-10] + b"0123456789")  # damaged
+        with pytest.raises(CommandError, match="not the file its manifest describes"):
+            call_command("vendor_restore", str(dump), "--database-url", target)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute("DROP DATABASE IF EXISTS vendor_restored")
+        subprocess.run(
+            ["gpgconf", "--homedir", str(new_home), "--kill", "all"],
+            check=False,
+            capture_output=True,
+        )
