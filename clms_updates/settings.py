@@ -462,6 +462,15 @@ VENDOR_STAFF_EMAILS = envlist("VENDOR_STAFF_EMAILS", ",".join(ADMIN_EMAILS))
 # Staff are told (notification targets) of schools not seen for this many days.
 VENDOR_SILENT_SCHOOL_DAYS = envint("VENDOR_SILENT_SCHOOL_DAYS", "7", minimum=1)
 VENDOR_SILENT_CHECK_HOURS = envint("VENDOR_SILENT_CHECK_HOURS", "24", minimum=1)
+# Bundles from S3-compatible object storage by presigned URL (empty: the web
+# process streams them from VENDOR_BUNDLE_DIR).
+VENDOR_BUNDLE_S3_BUCKET = os.environ.get("VENDOR_BUNDLE_S3_BUCKET", "")
+VENDOR_BUNDLE_S3_PREFIX = os.environ.get("VENDOR_BUNDLE_S3_PREFIX", "bundles/")
+VENDOR_BUNDLE_S3_ENDPOINT_URL = os.environ.get("VENDOR_BUNDLE_S3_ENDPOINT_URL", "")
+VENDOR_BUNDLE_S3_REGION = os.environ.get("VENDOR_BUNDLE_S3_REGION", "us-east-1")
+VENDOR_BUNDLE_S3_ACCESS_KEY_ID = envstr("VENDOR_BUNDLE_S3_ACCESS_KEY_ID", "")
+VENDOR_BUNDLE_S3_SECRET_ACCESS_KEY = envstr("VENDOR_BUNDLE_S3_SECRET_ACCESS_KEY", "")
+VENDOR_BUNDLE_URL_SECONDS = envint("VENDOR_BUNDLE_URL_SECONDS", "600", minimum=30)
 # Check-in history older than this is deleted (schools keep their last_seen).
 VENDOR_CHECKIN_KEEP_DAYS = envint("VENDOR_CHECKIN_KEEP_DAYS", "30", minimum=1)
 VENDOR_CHECKIN_PRUNE_HOURS = envint("VENDOR_CHECKIN_PRUNE_HOURS", "24", minimum=1)

@@ -25,6 +25,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 import urllib3
@@ -39,7 +40,13 @@ from clms_updates.manifest import (
 )
 from clms_updates.manifest.signing import gpg_for
 from updates.models import AvailableRelease, OfflineBundle, TrustedRoot
-from updates.sources import SignedDocument, Source, SourceError, configured_sources
+from updates.sources import (
+    SignedDocument,
+    Source,
+    SourceError,
+    SourceRefused,
+    configured_sources,
+)
 from updates.sources.vendor import check_url_allowed
 from updates.trust import (
     INDEX,
@@ -329,6 +336,38 @@ def download_bundle(version: str) -> Path:
     return target
 
 
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def _get_following_one_redirect(
+    fetcher: requests.Session, url: str, token: str, budget: float, who: str
+) -> requests.Response:
+    """GET ``url`` with the token; follow one redirect (a vendor serving bundles
+    from object storage by presigned URL) only to an allowed URL, without the token.
+
+    Every byte is checked against the signed size and sha256 afterwards, so the
+    storage behind the redirect is trusted with nothing.
+    """
+    response = fetcher.get(
+        url,
+        headers={"Authorization": f"Bearer {token}"},
+        stream=True,
+        timeout=budget,
+        allow_redirects=False,
+    )
+    if response.status_code not in REDIRECTS:
+        return response
+    location = urljoin(url, response.headers.get("Location", ""))
+    response.close()
+    try:
+        check_url_allowed(location)
+    except SourceRefused as e:
+        raise MirrorUnavailable(
+            f"{who} redirected the download elsewhere: {e}"
+        ) from None
+    return fetcher.get(location, stream=True, timeout=budget, allow_redirects=False)
+
+
 def _download(
     url: str,
     partial: Path,
@@ -352,12 +391,7 @@ def _download(
     try:
         with (
             deadlines.watch(budget, min_rate=min_rate) as deadline,
-            fetcher.get(
-                url,
-                headers={"Authorization": f"Bearer {token}"},
-                stream=True,
-                timeout=budget,
-            ) as response,
+            _get_following_one_redirect(fetcher, url, token, budget, who) as response,
         ):
             if response.status_code != 200:
                 raise MirrorUnavailable(

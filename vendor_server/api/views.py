@@ -6,11 +6,12 @@ also records the check-in; the work happens in the logic modules.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, NoReturn
 
 from django.conf import settings
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound
@@ -27,7 +28,7 @@ from clms_updates.api import BoundedJSONParser
 from clms_updates.authentication import TokenAuthentication
 from clms_updates.contract import INDEX_FORMAT_HEADER
 from clms_updates.manifest.schema import CHANNEL_INDEX_FORMAT
-from vendor_server import actions, indexing, keys
+from vendor_server import actions, bundlestore, indexing, keys
 from vendor_server.api import schema
 from vendor_server.api.auth import (
     IsSchool,
@@ -41,6 +42,8 @@ from vendor_server.publishing import PublishError, ReleaseDraft, preview
 from vendor_server.rollouts import is_visible, listed
 from vendor_server.roots import published_roots
 from vendor_server.schools import KeyOwner
+
+logger = logging.getLogger(__name__)
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):
@@ -162,6 +165,11 @@ class BundleView(SchoolAPIView):
                     "code": "bundle_not_found",
                 }
             )
+        if bundlestore.enabled():
+            try:
+                return HttpResponseRedirect(bundlestore.presigned_url(release, path))
+            except bundlestore.BundleStoreError as e:
+                logger.warning("%s; serving the bundle from this server", e)
         return contract.file_download(
             request,
             path,
