@@ -343,3 +343,25 @@ def test_a_stored_root_changed_in_the_database_is_refused(fleet: Fleet):
     check = fleet.check()
     assert check.outcome == UpdateCheck.Outcome.REFUSED
     assert "no longer verifies" in check.reason
+
+
+def test_a_mirror_follows_the_vendors_roots_and_passes_them_on(
+    fleet: Fleet, settings
+) -> None:
+    import requests
+
+    _publish_root_one(fleet)
+    settings.UPDATES_VENDOR_URL = fleet.url
+    settings.UPDATES_VENDOR_API_KEY = fleet.api_key
+    settings.UPDATES_MIRROR_TOKENS = ["lan-token"]
+    settings.UPDATES_SOURCES = ["mirror", "vendor"]
+    settings.UPDATES_CACHE_DIR = fleet.tmp / "cache"
+    base = f"{fleet.url}/api/updates/mirror/vendor/api/v1/roots"
+    auth = {"Authorization": "Bearer lan-token"}
+    answer = requests.get(base, params={"after": 0}, headers=auth, timeout=20)
+    assert answer.status_code == 200, answer.text
+    (root,) = answer.json()["roots"]
+    assert root["version"] == 1
+    assert TrustedRoot.objects.get().version == 1  # the mirror checked it first
+    bad = requests.get(base, params={"after": "-1"}, headers=auth, timeout=5)
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_after"
