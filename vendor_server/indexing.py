@@ -32,12 +32,14 @@ from django.utils import timezone
 
 from clms_updates.manifest import IndexEntry, ReleaseIndex, parse_manifest
 from vendor_server import keys
-from vendor_server.models import IndexState, Release, SignedIndex
+from vendor_server.models import IndexState, Release, SignedIndex, new_epoch
 from vendor_server.rollouts import ListedRelease, is_visible, on_channel
 
-SEQUENCE_CACHE_KEY = "vendor:index:sequence"
-SIGNED_CACHE_PREFIX = "vendor:index:signed:"
-LISTED_CACHE_PREFIX = "vendor:index:listed2:"
+# Every cache key carries the database's epoch (``IndexState.epoch``).
+SEQUENCE_CACHE_KEY = "vendor:index:{epoch}:sequence"
+SIGNED_CACHE_PREFIX = "vendor:index:{epoch}:signed:"
+LISTED_CACHE_PREFIX = "vendor:index:{epoch}:listed:"
+_local_epoch: list[str] = []
 
 # Other processes see a new sequence within this many seconds.
 LOCAL_SEQUENCE_TTL = 1.0
@@ -69,6 +71,17 @@ def _ttl() -> timedelta:
     return timedelta(days=settings.VENDOR_INDEX_TTL_DAYS)
 
 
+def _epoch() -> str:
+    """This database's epoch, read once per process."""
+    if not _local_epoch:
+        _local_epoch.append(index_state().epoch)
+    return _local_epoch[0]
+
+
+def _key(template: str) -> str:
+    return template.format(epoch=_epoch())
+
+
 def bump_sequence(*, now: datetime | None = None) -> int:
     """Grow the sequence by one and restart the expiry; call inside the change's transaction."""
     now = now or timezone.now()
@@ -81,10 +94,34 @@ def bump_sequence(*, now: datetime | None = None) -> int:
         state.save()
         sequence = state.sequence
     # Readers fall back to the database until the commit publishes the new value.
-    cache.delete(SEQUENCE_CACHE_KEY)
+    key = _key(SEQUENCE_CACHE_KEY)
+    cache.delete(key)
     _local_sequence[:] = [0, 0.0]
-    transaction.on_commit(lambda: cache.set(SEQUENCE_CACHE_KEY, sequence, None))
+    transaction.on_commit(lambda: cache.set(key, sequence, None))
     return sequence
+
+
+def resume_after_restore(*, at_least: int = 0) -> int:
+    """After the database was restored from a backup: a sequence above any served.
+
+    Agents refuse a lower sequence than they saw, and the restored row may be
+    behind what the server served since the backup. The new sequence is above
+    the restored one, the one the cache still holds, and ``at_least`` (for when
+    the cache was lost too: the highest sequence an agent shows); the epoch is
+    new, so no document signed before the restore is served again.
+    """
+    with transaction.atomic():
+        index_state()
+        state = IndexState.objects.select_for_update().get(pk=1)
+        cached = cache.get(SEQUENCE_CACHE_KEY.format(epoch=state.epoch)) or 0
+        state.sequence = max(state.sequence, int(cached), at_least) + 1
+        state.epoch = new_epoch()
+        now = timezone.now()
+        state.generated_at = now
+        state.expires = now + _ttl()
+        state.save()
+    forget_local_caches()
+    return state.sequence
 
 
 def current_sequence() -> int:
@@ -92,10 +129,11 @@ def current_sequence() -> int:
     now = time.monotonic()
     if _local_sequence[1] > now:
         return _local_sequence[0]
-    sequence = cache.get(SEQUENCE_CACHE_KEY)
+    key = _key(SEQUENCE_CACHE_KEY)
+    sequence = cache.get(key)
     if sequence is None:
         sequence = index_state().sequence
-        cache.set(SEQUENCE_CACHE_KEY, sequence, None)
+        cache.set(key, sequence, None)
     _local_sequence[:] = [int(sequence), now + LOCAL_SEQUENCE_TTL]
     return int(sequence)
 
@@ -124,7 +162,7 @@ def listed_releases(
     found = _local_listed.get((sequence, product))
     if found is not None:
         return found
-    key = f"{LISTED_CACHE_PREFIX}{sequence}:{product}"
+    key = f"{_key(LISTED_CACHE_PREFIX)}{sequence}:{product}"
     cached = cache.get(key)
     if cached is None:
         cached = [
@@ -191,7 +229,7 @@ def _document(
     found = _local.get((sequence, release_key))
     if found is not None:
         return found
-    cache_key = f"{SIGNED_CACHE_PREFIX}{sequence}:{release_key}"
+    cache_key = f"{_key(SIGNED_CACHE_PREFIX)}{sequence}:{release_key}"
     cached = cache.get(cache_key)
     if cached is None:
         row = SignedIndex.objects.filter(
@@ -262,3 +300,4 @@ def forget_local_caches() -> None:
         _local.clear()
         _local_listed.clear()
         _local_sequence[:] = [0, 0.0]
+        _local_epoch.clear()

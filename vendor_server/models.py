@@ -30,6 +30,10 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+def new_epoch() -> str:
+    return secrets.token_hex(16)
+
+
 def new_api_key() -> str:
     """A fresh random API key, shown once to the vendor staff member."""
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
@@ -158,11 +162,15 @@ class IndexState(models.Model):
 
     ``sequence`` grows by one on every change that alters what any school sees;
     ``expires`` is the expiry written into every index signed at this sequence.
+    ``epoch`` names this database's run of sequences in the shared cache: a new
+    database (or one restored, ``indexing.resume_after_restore``) never serves
+    another's cached sequence or signed documents.
     """
 
     sequence = models.PositiveBigIntegerField(default=1)
     generated_at = models.DateTimeField(default=timezone.now)
     expires = models.DateTimeField(default=timezone.now)
+    epoch = models.CharField(max_length=32, default=new_epoch, editable=False)
 
     def __str__(self) -> str:
         return f"index #{self.sequence}"

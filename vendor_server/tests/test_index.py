@@ -135,3 +135,29 @@ def test_agents_that_read_channel_indexes_get_one_document_per_channel(
         ("1.1.0", staged.rollout_percent),
     ]
     assert 0 < sum(reached) < 40  # the staged release reached some schools only
+
+
+def test_after_a_restore_the_index_goes_above_anything_the_cache_served(
+    offline,
+) -> None:
+    """The shared cache outlives a database restored from a backup."""
+    from django.core.cache import cache
+
+    from vendor_server.models import IndexState
+
+    first = indexing.signed_channel_index("stable")
+    other = "f" * 32  # a database whose cache says it is far ahead
+    cache.set(indexing.SEQUENCE_CACHE_KEY.format(epoch=other), 999, None)
+    IndexState.objects.filter(pk=1).update(epoch=other)
+    indexing.forget_local_caches()
+    # After a restore: above anything served under the old epoch, a new epoch,
+    # and none of its documents.
+    sequence = indexing.resume_after_restore()
+    assert sequence == 1000
+    indexing.forget_local_caches()
+    assert indexing.current_sequence() == 1000
+    assert IndexState.objects.get().epoch != other
+    again = indexing.signed_channel_index("stable")
+    assert parse_index(again.text.encode()).sequence == 1000
+    assert again.text != first.text
+    assert indexing.resume_after_restore(at_least=5000) == 5001  # Redis lost too

@@ -16,20 +16,38 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backups.errors import BackupError
 from backups.standalone import restore_database
-from vendor_server import keys
+from vendor_server import indexing, keys
 
 
 class Command(BaseCommand):
     help = "Restore a vendor backup: the database dump and, optionally, the GnuPG home."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("dump", type=Path, help="vendor-<time>.dump.zst")
+        parser.add_argument("dump", type=Path, nargs="?", help="vendor-<time>.dump.zst")
+        parser.add_argument(
+            "--resume-index",
+            action="store_true",
+            help="Only move the index sequence above anything served (a database "
+            "restored elsewhere, now DATABASE_URL).",
+        )
         parser.add_argument("--database-url", default="", help="Default: DATABASE_URL.")
         parser.add_argument(
             "--gnupg", type=Path, help="vendor-<time>-gnupg.tar.gz to unpack too."
         )
+        parser.add_argument(
+            "--sequence-at-least",
+            type=int,
+            default=0,
+            help="When the cache (Redis) was lost too: the highest index sequence "
+            "an agent shows; the next index is above it.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["resume_index"]:
+            self._resume(options)
+            return
+        if options["dump"] is None:
+            raise CommandError("Name the dump to restore (vendor-<time>.dump.zst).")
         try:
             if options["gnupg"]:
                 keys.restore_home(options["gnupg"])
@@ -45,5 +63,20 @@ class Command(BaseCommand):
                 if options["gnupg"]
                 else ""
             )
-            + ". Start the server again."
+            + "."
+        )
+        if not options["database_url"]:
+            self._resume(options)
+        else:
+            self.stdout.write(
+                "Restored into another database than DATABASE_URL: before it serves, "
+                "run `manage.py vendor_restore --resume-index` with DATABASE_URL "
+                "pointing at it."
+            )
+
+    def _resume(self, options: dict[str, Any]) -> None:
+        # Agents refuse a lower sequence than they saw: go above anything served.
+        sequence = indexing.resume_after_restore(at_least=options["sequence_at_least"])
+        self.stdout.write(
+            f"The index goes on at sequence {sequence}. Start the server again."
         )
