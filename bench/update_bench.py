@@ -144,8 +144,8 @@ def main() -> int:
     import docker
     import psycopg
     from django.core.wsgi import get_wsgi_application
-    from django.utils import timezone
 
+    from clms_updates.actions import Actor
     from conftest import generate_signing_key
     from devtools.demo_stack import (
         build_and_push,
@@ -155,8 +155,8 @@ def main() -> int:
         wait_healthy,
     )
     from devtools.demo_stack import health as probe
-    from updates import checking, pipeline, scheduling
-    from updates.models import AvailableRelease, UpdateRun
+    from updates import actions, checking, pipeline
+    from updates.models import UpdateRun
     from vendor_server import indexing
     from vendor_server.publishing import ReleaseDraft, publish
     from vendor_server.schools import create_school
@@ -235,12 +235,8 @@ def main() -> int:
     settings.CLMS_APP_URL = stack.url
 
     def run_to(version: str) -> UpdateRun:
-        run = scheduling.create_run(
-            to_version=version,
-            release=AvailableRelease.objects.get(version=version),
-            at=timezone.now(),
-            forced=True,
-            trigger=False,
+        run = actions.update_now(
+            version, actor=Actor.command(), force=True, background=False
         )
         pipeline.execute_run(run.pk)
         run.refresh_from_db()
