@@ -291,3 +291,28 @@ def generate_signing_key(home: Path, name: str = "CLMS Test Vendor") -> str:
 def signing_key(gnupg_home: Path) -> tuple[Path, str]:
     """A vendor signing key in a throwaway GnuPG home: (home, fingerprint)."""
     return gnupg_home, generate_signing_key(gnupg_home)
+
+
+@pytest.fixture
+def moto_s3() -> Iterator[object]:
+    """S3-compatible storage on a loopback port: moto's server mode (real HTTP,
+    real boto3); it stands in for a cloud bucket. Yields a boto3 client on it
+    (``.meta.endpoint_url``); the keys are ``test-key`` / ``test-secret``."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="test-key",
+        aws_secret_access_key="test-secret",  # noqa: S106 - moto's throwaway key
+        region_name="us-east-1",
+    )
+    server.stop()

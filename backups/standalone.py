@@ -8,7 +8,6 @@ no ``Backup`` row, no hold and no retention; the caller owns the folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from backups.checks import compare_counts
 from backups.engines import engine_for
 from backups.errors import BackupError
 from backups.streams import HashingWriter, compressor, decompressed_chunks
+from clms_updates.files import sha256_and_size
 
 
 class _Chunks:
@@ -95,16 +95,11 @@ def restore_database(url: str, dump: Path) -> dict[str, int]:
             f"{manifest_path} cannot be read ({e}); restore only a dump with its "
             "manifest"
         ) from None
-    digest = hashlib.sha256()
-    size = 0
     try:
-        with dump.open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-                size += len(block)
+        digest, size = sha256_and_size(dump)
     except OSError as e:
         raise BackupError(f"{dump} cannot be read ({e})") from None
-    if (size, digest.hexdigest()) != (manifest.get("size"), manifest.get("sha256")):
+    if (size, digest) != (manifest.get("size"), manifest.get("sha256")):
         raise BackupError(
             f"{dump} is not the file its manifest describes (size or sha256 differ): "
             "it was damaged or swapped; nothing was restored"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from typing import Any, BinaryIO, cast
 
 
@@ -31,3 +32,11 @@ def sha256_and_size(path: str | os.PathLike[str]) -> tuple[str, int]:
     with open(path, "rb") as stream:
         digest, size = sha256_stream(stream)
     return digest, size
+
+
+def free_bytes(path: str | os.PathLike[str]) -> int:
+    """Free bytes on the file system that holds ``path`` (or would, once made)."""
+    place = os.path.abspath(path)
+    while not os.path.exists(place) and os.path.dirname(place) != place:
+        place = os.path.dirname(place)
+    return shutil.disk_usage(place).free

@@ -1,7 +1,7 @@
 """Bundles served from S3-compatible storage by presigned URL, checked byte for byte.
 
-The object storage is moto's server mode on a loopback port (real HTTP, real
-boto3); it stands in for a cloud bucket. The vendor is the real one
+The object storage is moto's server mode (the ``moto_s3`` fixture); it stands
+in for a cloud bucket. The vendor is the real one
 (``live_server``); the agent downloads as a mirror hub does
 (``fetch_bundle_upstream``): the API answers a redirect, the agent follows it
 without its API key, and the bytes must match the signed size and sha256.
@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from updates.mirror import serving
 from vendor_server import bundlestore
@@ -33,33 +30,15 @@ BUCKET = "vendor-bundles"
 IMAGE = "registry.invalid/clms/web@sha256:" + "c" * 64
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def bucket(settings) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
+def bucket(settings, moto_s3) -> Iterator[object]:  # type: ignore[no-untyped-def]
     settings.VENDOR_BUNDLE_S3_BUCKET = BUCKET
-    settings.VENDOR_BUNDLE_S3_ENDPOINT_URL = endpoint
+    settings.VENDOR_BUNDLE_S3_ENDPOINT_URL = moto_s3.meta.endpoint_url
     settings.VENDOR_BUNDLE_S3_ACCESS_KEY_ID = "test-key"
     settings.VENDOR_BUNDLE_S3_SECRET_ACCESS_KEY = "test-secret"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="test-key",
-        aws_secret_access_key="test-secret",
-        region_name="us-east-1",
-    )
-    s3.create_bucket(Bucket=BUCKET)
-    yield s3
+    moto_s3.create_bucket(Bucket=BUCKET)
+    yield moto_s3
     bundlestore._client.cache_clear()
-    server.stop()
 
 
 @pytest.fixture

@@ -151,6 +151,13 @@ def fleet(live_server, settings, tmp_path: Path) -> Iterator[Fleet]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def _release(version: str) -> Release:
+    return publish(
+        ReleaseDraft(version=version, images=[{"service": "web", "reference": IMAGE}]),
+        published_by="tests",
+    )
+
+
 def _publish_root_one(fleet: Fleet) -> None:
     """Root 1: two root keys (2 of 2), two release managers (2 of 2), the online index key."""
     path = fleet.draft_root(1, index_key=fleet.online, out="root-1.json")
@@ -162,10 +169,7 @@ def _publish_root_one(fleet: Fleet) -> None:
 
 
 def test_a_release_is_installable_only_with_its_managers_signatures(fleet: Fleet):
-    release = publish(
-        ReleaseDraft(version="1.0.1", images=[{"service": "web", "reference": IMAGE}]),
-        published_by="tests",
-    )
+    release = _release("1.0.1")
     assert release.release_signed  # root 0: the online key is the release key
     _publish_root_one(fleet)
     release.refresh_from_db()
@@ -193,10 +197,7 @@ def test_a_release_is_installable_only_with_its_managers_signatures(fleet: Fleet
 
 
 def test_a_signature_by_a_key_that_is_no_release_key_is_not_attached(fleet: Fleet):
-    publish(
-        ReleaseDraft(version="1.0.1", images=[{"service": "web", "reference": IMAGE}]),
-        published_by="tests",
-    )
+    _release("1.0.1")
     _publish_root_one(fleet)
     manifest = fleet.tmp / "m.json"
     call_command("sign_release", "export", "1.0.1", "--out", str(manifest))
@@ -284,10 +285,7 @@ def test_a_root_needs_a_threshold_of_the_old_root_keys_and_of_its_own(fleet: Fle
 
 
 def test_agents_follow_a_rotation_and_refuse_the_revoked_key(fleet: Fleet, settings):
-    publish(
-        ReleaseDraft(version="1.0.1", images=[{"service": "web", "reference": IMAGE}]),
-        published_by="tests",
-    )
+    _release("1.0.1")
     _publish_root_one(fleet)
     assert fleet.check().outcome == UpdateCheck.Outcome.OK
     # The online key is thought stolen: root 2 names a new one for the index.
@@ -314,10 +312,7 @@ def test_agents_follow_a_rotation_and_refuse_the_revoked_key(fleet: Fleet, setti
 
 
 def test_one_key_signing_twice_counts_once(fleet: Fleet):
-    publish(
-        ReleaseDraft(version="1.0.1", images=[{"service": "web", "reference": IMAGE}]),
-        published_by="tests",
-    )
+    _release("1.0.1")
     _publish_root_one(fleet)
     manifest = fleet.tmp / "m.json"
     call_command("sign_release", "export", "1.0.1", "--out", str(manifest))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from django.db.models import Count, Sum
 from docker.errors import DockerException
 
 from backups.models import Backup
+from clms_updates.files import free_bytes
 from clms_updates.manifest import ManifestError
 from updates import runtime
 from updates.models import AvailableRelease
@@ -112,9 +112,7 @@ def _folder_bytes(folder: Path) -> int:
 
 
 def _free(place: Path) -> int | None:
-    while not place.exists() and place != place.parent:
-        place = place.parent
     try:
-        return shutil.disk_usage(place).free
+        return free_bytes(place)
     except OSError:
         return None

@@ -28,8 +28,8 @@ from clms_updates.manifest import (
     check_next_root,
     implicit_root,
     parse_root,
+    role_signers,
     split_signatures,
-    verify_detached,
 )
 from clms_updates.manifest.roles import ROLES
 from vendor_server import keys
@@ -107,23 +107,15 @@ def release_signers(
     release: Release, root: RootDocument | None = None
 ) -> tuple[list[str], int]:
     """The release keys whose signatures over the manifest verify, and how many are needed."""
-    root = root or current_root()
-    role = root.role("release")
-    signers: set[str] = set()
-    for block in split_signatures(release.manifest_signature):
-        try:
-            signers.add(
-                verify_detached(
-                    release.manifest_json.encode("utf-8"),
-                    block,
-                    gnupghome=keys.gnupg_home(),
-                    pinned=role.keys,
-                    what=f"manifest of {release}",
-                )
-            )
-        except SignatureError:
-            continue
-    return sorted(signers), role.threshold
+    role = (root or current_root()).role("release")
+    signers, _ = role_signers(
+        release.manifest_json.encode("utf-8"),
+        release.manifest_signature,
+        role=role,
+        gnupghome=keys.gnupg_home(),
+        what=f"manifest of {release}",
+    )
+    return signers, role.threshold
 
 
 def signed_enough(release: Release, root: RootDocument | None = None) -> bool:
@@ -140,21 +132,16 @@ def check_release_signature(release: Release, signature: str) -> list[str]:
             "no armored PGP signature was given; pass the .asc file `sign_release "
             "sign` wrote"
         )
-    signers = []
-    for block in blocks:
-        try:
-            signers.append(
-                verify_detached(
-                    release.manifest_json.encode("utf-8"),
-                    block,
-                    gnupghome=keys.gnupg_home(),
-                    pinned=role.keys,
-                    what=f"the signature over {release}",
-                )
-            )
-        except SignatureError as e:
-            raise RootRefused(
-                f"{e}. Sign the manifest the server holds now (`sign_release export`) "
-                "with a key the current root lists for releases"
-            ) from None
+    signers, problems = role_signers(
+        release.manifest_json.encode("utf-8"),
+        signature,
+        role=role,
+        gnupghome=keys.gnupg_home(),
+        what=f"the signature over {release}",
+    )
+    if problems:
+        raise RootRefused(
+            f"{problems[0]}. Sign the manifest the server holds now (`sign_release "
+            "export`) with a key the current root lists for releases"
+        )
     return signers

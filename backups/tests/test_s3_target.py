@@ -6,12 +6,8 @@ boto3 and django-storages on our side); it stands in for the internet.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from backups import actions, copying, operations, tasks, verifying
 from backups.errors import BackupError
@@ -23,34 +19,17 @@ from clms_updates.models import AuditEntry
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def s3_endpoint(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
+def s3_endpoint(settings, moto_s3) -> str:  # type: ignore[no-untyped-def]
+    endpoint = str(moto_s3.meta.endpoint_url)
     settings.BACKUP_COPY_TARGET = "s3"
     settings.BACKUP_S3_BUCKET = "school-backups"
     settings.BACKUP_S3_ENDPOINT_URL = endpoint
     settings.BACKUP_S3_ACCESS_KEY_ID = "test-key"
     settings.BACKUP_S3_SECRET_ACCESS_KEY = "test-secret"
     settings.BACKUP_S3_PREFIX = "clms/"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="test-key",
-        aws_secret_access_key="test-secret",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket="school-backups")
-    yield endpoint
-    server.stop()
+    moto_s3.create_bucket(Bucket="school-backups")
+    return endpoint
 
 
 def _keys(endpoint: str) -> set[str]:

@@ -27,6 +27,7 @@ from clms_updates.manifest.roles import (
     implicit_root,
     join_signatures,
     parse_root,
+    role_signers,
     split_signatures,
     verify_threshold,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "parse_manifest",
     "parse_root",
     "parse_version",
+    "role_signers",
     "rollout_bucket",
     "school_token",
     "sha256_hex",

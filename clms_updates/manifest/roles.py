@@ -29,6 +29,7 @@ index's job; it expires within days and is re-signed by the online key.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -196,6 +197,30 @@ def join_signatures(signatures: Iterable[str]) -> str:
     return "\n".join(seen) + ("\n" if seen else "")
 
 
+def role_signers(
+    data: bytes,
+    signatures: str | bytes,
+    *,
+    role: Role,
+    gnupghome: str | os.PathLike[str],
+    what: str,
+) -> tuple[list[str], list[str]]:
+    """The distinct keys of ``role`` whose signatures over ``data`` verify, and why
+    each other signature did not (no threshold applied)."""
+    signers: set[str] = set()
+    problems: list[str] = []
+    for block in split_signatures(signatures):
+        try:
+            signers.add(
+                verify_detached(
+                    data, block, gnupghome=gnupghome, pinned=role.keys, what=what
+                )
+            )
+        except SignatureError as e:
+            problems.append(str(e))
+    return sorted(signers), problems
+
+
 def verify_threshold(
     data: bytes,
     signatures: str | bytes,
@@ -206,24 +231,15 @@ def verify_threshold(
     what: str,
 ) -> list[str]:
     """The distinct keys of ``role`` that signed ``data``; refuse below the threshold."""
-    blocks = split_signatures(signatures)
-    if not blocks:
+    if not split_signatures(signatures):
         raise SignatureError(
             f"{what}: the signature is missing or is not an armored PGP signature"
         )
-    signers: set[str] = set()
-    problems: list[str] = []
-    for block in blocks:
-        try:
-            signers.add(
-                verify_detached(
-                    data, block, gnupghome=gnupghome, pinned=role.keys, what=what
-                )
-            )
-        except SignatureError as e:
-            problems.append(str(e))
+    signers, problems = role_signers(
+        data, signatures, role=role, gnupghome=gnupghome, what=what
+    )
     if len(signers) >= role.threshold:
-        return sorted(signers)
+        return signers
     if role.threshold == 1 and len(problems) == 1:
         raise SignatureError(problems[0])
     detail = f"; {problems[0]}" if problems else ""

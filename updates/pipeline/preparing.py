@@ -7,7 +7,6 @@ step record, or raises ``StepFailed``. A failure here leaves CLMS untouched
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from backups import operations as backups
 from backups.errors import BackupError
 from backups.models import Backup
 from clms_updates import composecli as cli
+from clms_updates.files import free_bytes
 from updates import offline, runtime
 from updates.compose import policy, project, stack, targets, values
 from updates.models import UpdateRun
@@ -200,10 +200,7 @@ def _check_disk(client: docker.DockerClient, *, pull_mb: int = 0) -> None:
     if root:
         places.append((Path(root), pull_mb))
     for place, pulled in places:
-        existing = place
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        free_mb = shutil.disk_usage(existing).free // (1024 * 1024)
+        free_mb = free_bytes(place) // (1024 * 1024)
         needed = minimum + pulled
         if free_mb < needed:
             pulls = (
