@@ -95,12 +95,19 @@ def send_to(url: str, title: str, body: str) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------
 
 
-def queue(event: str, subject: str, body: str, key: str) -> int:
-    """One delivery per subscribed target for this occurrence; queue them. Returns how many."""
+def subscribed(event: str) -> list[NotificationTarget]:
+    """The enabled targets that want ``event``."""
+    return [
+        t for t in NotificationTarget.objects.filter(enabled=True) if event in t.events
+    ]
+
+
+def queue(
+    targets: list[NotificationTarget], event: str, subject: str, body: str, key: str
+) -> int:
+    """One delivery per target for this occurrence; queue them. Returns how many."""
     created = 0
-    for target in NotificationTarget.objects.filter(enabled=True):
-        if event not in target.events:
-            continue
+    for target in targets:
         try:
             with transaction.atomic():
                 NotificationDelivery.objects.create(

@@ -48,16 +48,26 @@ def notify(
     still get the occurrence once). ``email=False``: the targets only (events
     admins did not get by e-mail before; a ``mailto://`` target brings them).
     """
-    subject, body = render(event, context)
+    to = (
+        list(settings.ADMIN_EMAILS if recipients is None else recipients)
+        if email
+        else []
+    )
     try:
-        notifications.queue(event, subject, body, key)
+        targets = notifications.subscribed(event)
     except Exception:  # the database is away: the e-mail still goes
-        logger.exception("Could not queue the notification %s for its targets", event)
-    if not email:
+        logger.exception("Could not read the notification targets of %s", event)
+        targets = []
+    if not to and not targets:
+        logger.info("Notification %s: nobody is configured to receive it", event)
         return True
-    to = list(settings.ADMIN_EMAILS if recipients is None else recipients)
+    subject, body = render(event, context)
+    if targets:
+        try:
+            notifications.queue(targets, event, subject, body, key)
+        except Exception:
+            logger.exception("Could not queue the notification %s", event)
     if not to:
-        logger.info("Notification %s: nobody is configured to e-mail it to", event)
         return True
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to)

@@ -450,7 +450,6 @@ def tell_silent_schools(*, now: datetime | None = None) -> int:
         "schools_silent",
         {"schools": silent[:50], "count": len(silent), "days": days},
         key=f"silent {key.hexdigest()}",
-        recipients=settings.VENDOR_STAFF_EMAILS,
         email=False,
     )
     return len(silent)
